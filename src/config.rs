@@ -1,0 +1,649 @@
+//! Plugin configuration: the JSON that Envoy passes to `on_configure`, checked once.
+//!
+//! Every key has a default except the three credentials, which fall back to environment
+//! variables. Anything unknown, mistyped or unsafe is an error, so a typo can never turn
+//! the gate off.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::allow::AllowRule;
+use crate::secret::Secret;
+
+/// Environment variables read when the matching key is absent from the JSON.
+pub const ENV_CLIENT_ID: &str = "HEROKU_OAUTH_ID";
+pub const ENV_CLIENT_SECRET: &str = "HEROKU_OAUTH_SECRET";
+pub const ENV_SECRET_KEY: &str = "SECRET_KEY";
+
+/// The shortest `secret_key` accepted, in bytes. HKDF stretches it, but it cannot add
+/// entropy that the key never had.
+pub const MIN_SECRET_KEY_BYTES: usize = 32;
+
+/// The longest callout timeout accepted. Envoy reads 0 as "no timeout", which would let a
+/// hung Heroku connection hold requests forever, so 0 is rejected too.
+const MAX_CALLOUT_TIMEOUT_MS: u64 = 60_000;
+
+/// Names of the request headers that carry the user's identity to the upstream app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityHeaders {
+    pub email: String,
+    pub id: String,
+    pub name: String,
+    pub token: String,
+}
+
+impl IdentityHeaders {
+    /// Returns every configured identity header name.
+    pub fn all(&self) -> [&str; 4] {
+        [&self.email, &self.id, &self.name, &self.token]
+    }
+}
+
+/// A `skip_paths` entry: an exact path, or a prefix when written with a trailing `*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathPattern {
+    Exact(String),
+    Prefix(String),
+}
+
+impl PathPattern {
+    pub fn matches(&self, path: &str) -> bool {
+        match self {
+            PathPattern::Exact(exact) => path == exact,
+            PathPattern::Prefix(prefix) => path.starts_with(prefix.as_str()),
+        }
+    }
+}
+
+/// The checked plugin configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub secret_key: Secret,
+    pub scope: String,
+    pub callback_path: String,
+    pub cookie_name: String,
+    pub forbidden_path: String,
+    pub forbidden_passthrough: bool,
+    pub logout_path: String,
+    pub allow: AllowRule,
+    pub skip_paths: Vec<PathPattern>,
+    pub headers: IdentityHeaders,
+    pub expose_token: bool,
+    pub authorize_url: String,
+    pub id_cluster: String,
+    pub id_authority: String,
+    pub api_cluster: String,
+    pub api_authority: String,
+    pub callout_timeout: Duration,
+}
+
+/// Why a configuration was rejected. `Display` names the key, the offending value when it
+/// is not secret, and the fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(key: &str, message: impl Into<String>) -> Self {
+        ConfigError {
+            key: key.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid plugin configuration at \"{}\": {}", self.key, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The JSON as written by the operator. Credentials are plain `Value`s so that a wrongly
+/// typed secret produces an error message without the value in it.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    client_id: Option<Value>,
+    client_secret: Option<Value>,
+    secret_key: Option<Value>,
+    scope: Option<String>,
+    path: Option<String>,
+    cookie: Option<String>,
+    forbidden_path: Option<String>,
+    forbidden_passthrough: Option<bool>,
+    logout_path: Option<String>,
+    allow: Option<RawAllow>,
+    herokai_only: Option<bool>,
+    skip_paths: Option<Vec<String>>,
+    headers: Option<RawHeaders>,
+    expose_token: Option<bool>,
+    authorize_url: Option<String>,
+    id_cluster: Option<String>,
+    id_authority: Option<String>,
+    api_cluster: Option<String>,
+    api_authority: Option<String>,
+    callout_timeout_ms: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAllow {
+    #[serde(default)]
+    emails: Vec<String>,
+    #[serde(default)]
+    email_domains: Vec<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawHeaders {
+    email: Option<String>,
+    id: Option<String>,
+    name: Option<String>,
+    token: Option<String>,
+}
+
+/// Parses and checks the plugin configuration.
+///
+/// `json` is the configuration as Envoy delivers it (empty means `{}`), and `env` looks up
+/// an environment variable; the filter passes `std::env::var`, tests pass a map.
+pub fn parse(json: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    let raw = parse_json(json)?;
+
+    let client_id = credential(raw.client_id, "client_id", ENV_CLIENT_ID, env)?;
+    let client_secret = credential(raw.client_secret, "client_secret", ENV_CLIENT_SECRET, env)?;
+    let secret_key = credential(raw.secret_key, "secret_key", ENV_SECRET_KEY, env)?;
+    if secret_key.len() < MIN_SECRET_KEY_BYTES {
+        return Err(ConfigError::new(
+            "secret_key",
+            format!(
+                "the key has {} bytes but at least {MIN_SECRET_KEY_BYTES} are required; \
+                 generate one with `openssl rand -hex 32`",
+                secret_key.len()
+            ),
+        ));
+    }
+
+    let scope = raw.scope.unwrap_or_else(|| "identity".to_string());
+    if scope.trim().is_empty() || !scope.bytes().all(is_visible_ascii_or_space) {
+        return Err(ConfigError::new(
+            "scope",
+            format!("{scope:?} is not a valid scope list; use names such as \"identity\""),
+        ));
+    }
+
+    let callback_path = route_path(raw.path, "path", "/auth/heroku/callback/")?;
+    let forbidden_path = route_path(raw.forbidden_path, "forbidden_path", "/auth/heroku/forbidden/")?;
+    let logout_path = route_path(raw.logout_path, "logout_path", "/auth/heroku/logout/")?;
+    distinct_paths(&callback_path, &forbidden_path, &logout_path)?;
+
+    let cookie_name = raw.cookie.unwrap_or_else(|| "herokuoauthsess".to_string());
+    if cookie_name.is_empty() || cookie_name.len() > 64 || !cookie_name.bytes().all(is_cookie_name_byte) {
+        return Err(ConfigError::new(
+            "cookie",
+            format!("{cookie_name:?} is not a valid cookie name; use letters, digits, '-' or '_'"),
+        ));
+    }
+
+    let allow = allow_rule(raw.allow.unwrap_or_default(), raw.herokai_only.unwrap_or(false))?;
+    let skip_paths = skip_patterns(raw.skip_paths.unwrap_or_default())?;
+    let headers = identity_headers(raw.headers.unwrap_or_default())?;
+
+    let authorize_url = raw
+        .authorize_url
+        .unwrap_or_else(|| "https://id.heroku.com/oauth/authorize".to_string());
+    check_authorize_url(&authorize_url)?;
+
+    let id_cluster = non_empty(raw.id_cluster, "id_cluster", "heroku_id")?;
+    let id_authority = non_empty(raw.id_authority, "id_authority", "id.heroku.com")?;
+    let api_cluster = non_empty(raw.api_cluster, "api_cluster", "heroku_api")?;
+    let api_authority = non_empty(raw.api_authority, "api_authority", "api.heroku.com")?;
+
+    let timeout_ms = raw.callout_timeout_ms.unwrap_or(5000);
+    if timeout_ms == 0 || timeout_ms > MAX_CALLOUT_TIMEOUT_MS {
+        return Err(ConfigError::new(
+            "callout_timeout_ms",
+            format!("{timeout_ms} is out of range; use 1 to {MAX_CALLOUT_TIMEOUT_MS} milliseconds"),
+        ));
+    }
+
+    Ok(Config {
+        client_id: client_id.expose().to_string(),
+        client_secret,
+        secret_key,
+        scope,
+        callback_path,
+        cookie_name,
+        forbidden_path,
+        forbidden_passthrough: raw.forbidden_passthrough.unwrap_or(false),
+        logout_path,
+        allow,
+        skip_paths,
+        headers,
+        expose_token: raw.expose_token.unwrap_or(false),
+        authorize_url,
+        id_cluster,
+        id_authority,
+        api_cluster,
+        api_authority,
+        callout_timeout: Duration::from_millis(timeout_ms),
+    })
+}
+
+fn parse_json(json: &[u8]) -> Result<RawConfig, ConfigError> {
+    if json.iter().all(u8::is_ascii_whitespace) {
+        return Ok(RawConfig::default());
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(json);
+    let raw: RawConfig = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let key = if path == "." { "(top level)".to_string() } else { path };
+        ConfigError::new(&key, format!("{}; expected a JSON object with the documented keys", error.inner()))
+    })?;
+    deserializer
+        .end()
+        .map_err(|error| ConfigError::new("(top level)", format!("{error}; expected a single JSON object")))?;
+    Ok(raw)
+}
+
+/// Takes a credential from the JSON, or else from the environment. The value never
+/// appears in an error message.
+fn credential(
+    value: Option<Value>,
+    key: &str,
+    env_name: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Secret, ConfigError> {
+    let from_json = match value {
+        None | Some(Value::Null) => None,
+        Some(Value::String(text)) => Some(text),
+        Some(_) => {
+            return Err(ConfigError::new(key, "the value must be a JSON string"));
+        }
+    };
+    let found = from_json.or_else(|| env(env_name)).filter(|text| !text.trim().is_empty());
+    found.map(Secret::new).ok_or_else(|| {
+        ConfigError::new(
+            key,
+            format!(
+                "missing; set \"{key}\" in the plugin configuration or {env_name} in the VM's \
+                 environment_variables"
+            ),
+        )
+    })
+}
+
+fn route_path(value: Option<String>, key: &str, default: &str) -> Result<String, ConfigError> {
+    let path = value.unwrap_or_else(|| default.to_string());
+    let well_formed = path.len() >= 2
+        && path.starts_with('/')
+        && path.ends_with('/')
+        && !path.starts_with("//")
+        && path.bytes().all(is_path_byte);
+    if well_formed {
+        Ok(path)
+    } else {
+        Err(ConfigError::new(
+            key,
+            format!("{path:?} must start and end with \"/\" and contain only URL path characters, like {default:?}"),
+        ))
+    }
+}
+
+fn distinct_paths(callback: &str, forbidden: &str, logout: &str) -> Result<(), ConfigError> {
+    let clash = if callback == forbidden {
+        Some("forbidden_path")
+    } else if logout == callback || logout == forbidden {
+        Some("logout_path")
+    } else {
+        None
+    };
+    match clash {
+        Some(key) => Err(ConfigError::new(
+            key,
+            "\"path\", \"forbidden_path\" and \"logout_path\" must all differ",
+        )),
+        None => Ok(()),
+    }
+}
+
+fn allow_rule(raw: RawAllow, herokai_only: bool) -> Result<AllowRule, ConfigError> {
+    let mut domains = raw.email_domains;
+    if herokai_only {
+        domains.push("heroku.com".to_string());
+    }
+    AllowRule::new(&raw.emails, &domains).map_err(|(key, message)| ConfigError::new(key, message))
+}
+
+fn skip_patterns(entries: Vec<String>) -> Result<Vec<PathPattern>, ConfigError> {
+    entries
+        .into_iter()
+        .map(|entry| {
+            let body = entry.strip_suffix('*').unwrap_or(&entry);
+            let valid = body.starts_with('/') && !body.contains('*') && body.bytes().all(is_path_byte);
+            if !valid {
+                return Err(ConfigError::new(
+                    "skip_paths",
+                    format!("{entry:?} must be a path starting with \"/\", with at most one \"*\" at the end"),
+                ));
+            }
+            Ok(if entry.ends_with('*') {
+                PathPattern::Prefix(body.to_string())
+            } else {
+                PathPattern::Exact(entry)
+            })
+        })
+        .collect()
+}
+
+fn identity_headers(raw: RawHeaders) -> Result<IdentityHeaders, ConfigError> {
+    let headers = IdentityHeaders {
+        email: header_name(raw.email, "headers.email", "x-heroku-user-email")?,
+        id: header_name(raw.id, "headers.id", "x-heroku-user-id")?,
+        name: header_name(raw.name, "headers.name", "x-heroku-user-name")?,
+        token: header_name(raw.token, "headers.token", "x-heroku-oauth-token")?,
+    };
+    let names = headers.all();
+    for (index, name) in names.iter().enumerate() {
+        let spelled = crate::headers::canonical_name(name.as_bytes());
+        let repeated = names
+            .iter()
+            .skip(index + 1)
+            .any(|other| crate::headers::canonical_name(other.as_bytes()) == spelled);
+        if repeated {
+            return Err(ConfigError::new(
+                "headers",
+                format!("{name:?} is used for two identity values; give each its own header"),
+            ));
+        }
+    }
+    Ok(headers)
+}
+
+fn header_name(value: Option<String>, key: &str, default: &str) -> Result<String, ConfigError> {
+    let name = value.unwrap_or_else(|| default.to_string()).to_ascii_lowercase();
+    let reserved = matches!(
+        name.as_str(),
+        "cookie" | "host" | "authorization" | "content-length" | "transfer-encoding" | "connection"
+    );
+    if name.is_empty() || reserved || !name.bytes().all(is_header_name_byte) {
+        return Err(ConfigError::new(
+            key,
+            format!("{name:?} is not usable as an identity header name; use a name like {default:?}"),
+        ));
+    }
+    Ok(name)
+}
+
+/// Accepts `https://` URLs, and `http://` only for loopback hosts used in development.
+fn check_authorize_url(url: &str) -> Result<(), ConfigError> {
+    let loopback = ["http://127.0.0.1:", "http://127.0.0.1/", "http://localhost:", "http://localhost/", "http://[::1]:"];
+    let scheme_ok = url.starts_with("https://") || loopback.iter().any(|prefix| url.starts_with(prefix));
+    let host_present = url.split("://").nth(1).is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'));
+    if scheme_ok && host_present && !url.contains('#') && url.bytes().all(|byte| byte.is_ascii_graphic()) {
+        Ok(())
+    } else {
+        Err(ConfigError::new(
+            "authorize_url",
+            format!("{url:?} must be an https:// URL (http:// only for 127.0.0.1 or localhost) without a fragment"),
+        ))
+    }
+}
+
+fn non_empty(value: Option<String>, key: &str, default: &str) -> Result<String, ConfigError> {
+    let text = value.unwrap_or_else(|| default.to_string());
+    if text.is_empty() || !text.bytes().all(|byte| byte.is_ascii_graphic()) {
+        return Err(ConfigError::new(
+            key,
+            format!("{text:?} must be a non-empty name without spaces, like {default:?}"),
+        ));
+    }
+    Ok(text)
+}
+
+fn is_visible_ascii_or_space(byte: u8) -> bool {
+    byte == b' ' || byte.is_ascii_graphic()
+}
+
+fn is_cookie_name_byte(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_'
+}
+
+fn is_header_name_byte(byte: u8) -> bool {
+    byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-' || byte == b'_'
+}
+
+/// Unreserved and sub-delimiter characters of RFC 3986, plus '/', ':', '@' and '%'.
+fn is_path_byte(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || b"-._~!$&'()+,;=:@/%".contains(&byte)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    const KEY: &str = "0123456789abcdef0123456789abcdef";
+
+    fn env_from(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |name: &str| map.get(name).cloned()
+    }
+
+    fn with_credentials(extra: &str) -> String {
+        let separator = if extra.is_empty() { "" } else { "," };
+        format!(r#"{{"client_id":"id","client_secret":"shh-secret","secret_key":"{KEY}"{separator}{extra}}}"#)
+    }
+
+    fn parse_ok(json: &str) -> Config {
+        parse(json.as_bytes(), &env_from(&[])).unwrap()
+    }
+
+    fn parse_err(json: &str) -> ConfigError {
+        parse(json.as_bytes(), &env_from(&[])).unwrap_err()
+    }
+
+    #[test]
+    fn defaults_match_python_edition() {
+        let config = parse_ok(&with_credentials(""));
+        assert_eq!(config.scope, "identity");
+        assert_eq!(config.callback_path, "/auth/heroku/callback/");
+        assert_eq!(config.cookie_name, "herokuoauthsess");
+        assert_eq!(config.forbidden_path, "/auth/heroku/forbidden/");
+        assert!(!config.forbidden_passthrough);
+        assert_eq!(config.logout_path, "/auth/heroku/logout/");
+        assert!(config.allow.allows_everyone());
+        assert!(config.skip_paths.is_empty());
+        assert_eq!(config.headers.email, "x-heroku-user-email");
+        assert_eq!(config.headers.id, "x-heroku-user-id");
+        assert_eq!(config.headers.name, "x-heroku-user-name");
+        assert_eq!(config.headers.token, "x-heroku-oauth-token");
+        assert!(!config.expose_token);
+        assert_eq!(config.authorize_url, "https://id.heroku.com/oauth/authorize");
+        assert_eq!(config.id_cluster, "heroku_id");
+        assert_eq!(config.id_authority, "id.heroku.com");
+        assert_eq!(config.api_cluster, "heroku_api");
+        assert_eq!(config.api_authority, "api.heroku.com");
+        assert_eq!(config.callout_timeout, Duration::from_millis(5000));
+    }
+
+    #[test]
+    fn credentials_come_from_environment() {
+        let env = env_from(&[
+            (ENV_CLIENT_ID, "env-id"),
+            (ENV_CLIENT_SECRET, "env-secret"),
+            (ENV_SECRET_KEY, KEY),
+        ]);
+        let config = parse(b"", &env).unwrap();
+        assert_eq!(config.client_id, "env-id");
+        assert_eq!(config.client_secret.expose(), "env-secret");
+        assert_eq!(config.secret_key.expose(), KEY);
+    }
+
+    #[test]
+    fn json_credentials_win_over_environment() {
+        let env = env_from(&[(ENV_CLIENT_ID, "env-id")]);
+        let config = parse(with_credentials("").as_bytes(), &env).unwrap();
+        assert_eq!(config.client_id, "id");
+    }
+
+    #[test]
+    fn missing_credentials_are_rejected() {
+        for (key, env_name) in [
+            ("client_id", ENV_CLIENT_ID),
+            ("client_secret", ENV_CLIENT_SECRET),
+            ("secret_key", ENV_SECRET_KEY),
+        ] {
+            let mut value: serde_json::Map<String, Value> =
+                serde_json::from_str(&with_credentials("")).unwrap();
+            value.remove(key);
+            let error = parse_err(&Value::Object(value).to_string());
+            assert_eq!(error.key, key);
+            assert!(error.to_string().contains(env_name), "{error}");
+        }
+    }
+
+    #[test]
+    fn empty_credential_counts_as_missing() {
+        let json = format!(r#"{{"client_id":" ","client_secret":"s","secret_key":"{KEY}"}}"#);
+        assert_eq!(parse_err(&json).key, "client_id");
+    }
+
+    #[test]
+    fn short_secret_key_is_rejected_without_echo() {
+        let json = r#"{"client_id":"id","client_secret":"s","secret_key":"short-key-value"}"#;
+        let error = parse_err(json);
+        assert_eq!(error.key, "secret_key");
+        assert!(error.to_string().contains("15 bytes"), "{error}");
+        assert!(!error.to_string().contains("short-key-value"));
+    }
+
+    #[test]
+    fn mistyped_secret_is_rejected_without_echo() {
+        let json = format!(r#"{{"client_id":"id","client_secret":123456789,"secret_key":"{KEY}"}}"#);
+        let error = parse_err(&json);
+        assert_eq!(error.key, "client_secret");
+        assert!(!error.to_string().contains("123456789"), "{error}");
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let error = parse_err(&with_credentials(r#""forbiden_path":"/x/""#));
+        assert!(error.to_string().contains("forbiden_path"), "{error}");
+    }
+
+    #[test]
+    fn wrong_type_names_nested_key() {
+        let error = parse_err(&with_credentials(r#""headers":{"email":5}"#));
+        assert_eq!(error.key, "headers.email");
+    }
+
+    #[test]
+    fn malformed_json_is_rejected() {
+        assert_eq!(parse_err("{\"client_id\":").key, "client_id");
+        assert_eq!(parse_err("[]").key, "(top level)");
+        assert_eq!(parse_err(&format!("{} {{}}", with_credentials(""))).key, "(top level)");
+    }
+
+    #[test]
+    fn paths_need_both_slashes() {
+        for (key, bad) in [
+            ("path", "auth/callback/"),
+            ("path", "/auth/callback"),
+            ("forbidden_path", "/"),
+            ("logout_path", "//evil/"),
+            ("path", "/a b/"),
+        ] {
+            let error = parse_err(&with_credentials(&format!(r#""{key}":"{bad}""#)));
+            assert_eq!(error.key, key, "{bad}");
+        }
+    }
+
+    #[test]
+    fn route_paths_must_differ() {
+        let error = parse_err(&with_credentials(r#""logout_path":"/auth/heroku/callback/""#));
+        assert_eq!(error.key, "logout_path");
+    }
+
+    #[test]
+    fn herokai_only_adds_heroku_domain() {
+        let config = parse_ok(&with_credentials(r#""herokai_only":true"#));
+        assert!(config.allow.allows("someone@heroku.com"));
+        assert!(!config.allow.allows("someone@example.com"));
+    }
+
+    #[test]
+    fn skip_paths_parse_exact_and_prefix() {
+        let config = parse_ok(&with_credentials(r#""skip_paths":["/healthz","/public/*"]"#));
+        assert_eq!(
+            config.skip_paths,
+            vec![PathPattern::Exact("/healthz".into()), PathPattern::Prefix("/public/".into())]
+        );
+        assert!(config.skip_paths[1].matches("/public/logo.png"));
+        assert!(!config.skip_paths[0].matches("/healthz/extra"));
+    }
+
+    #[test]
+    fn bad_skip_paths_are_rejected() {
+        for bad in ["healthz", "/a*/b", "*", "/x**"] {
+            let error = parse_err(&with_credentials(&format!(r#""skip_paths":["{bad}"]"#)));
+            assert_eq!(error.key, "skip_paths", "{bad}");
+        }
+    }
+
+    #[test]
+    fn header_names_are_lowercased_and_checked() {
+        let config = parse_ok(&with_credentials(r#""headers":{"email":"X-Remote-User"}"#));
+        assert_eq!(config.headers.email, "x-remote-user");
+        for bad in ["cookie", "bad name", ""] {
+            let error = parse_err(&with_credentials(&format!(r#""headers":{{"id":"{bad}"}}"#)));
+            assert_eq!(error.key, "headers.id", "{bad}");
+        }
+    }
+
+    #[test]
+    fn header_names_must_differ_in_every_spelling() {
+        let error = parse_err(&with_credentials(r#""headers":{"email":"x-user","id":"x_user"}"#));
+        assert_eq!(error.key, "headers");
+    }
+
+    #[test]
+    fn authorize_url_needs_https_or_loopback() {
+        parse_ok(&with_credentials(r#""authorize_url":"http://127.0.0.1:9292/oauth/authorize""#));
+        for bad in ["http://id.heroku.com/oauth/authorize", "ftp://x", "https://", "https://x/a#frag"] {
+            let error = parse_err(&with_credentials(&format!(r#""authorize_url":"{bad}""#)));
+            assert_eq!(error.key, "authorize_url", "{bad}");
+        }
+    }
+
+    #[test]
+    fn callout_timeout_range() {
+        assert_eq!(parse_err(&with_credentials(r#""callout_timeout_ms":0"#)).key, "callout_timeout_ms");
+        assert_eq!(parse_err(&with_credentials(r#""callout_timeout_ms":600000"#)).key, "callout_timeout_ms");
+        assert_eq!(parse_err(&with_credentials(r#""callout_timeout_ms":-1"#)).key, "callout_timeout_ms");
+        let config = parse_ok(&with_credentials(r#""callout_timeout_ms":250"#));
+        assert_eq!(config.callout_timeout, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn invalid_cookie_name_is_rejected() {
+        assert_eq!(parse_err(&with_credentials(r#""cookie":"a=b""#)).key, "cookie");
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let printed = format!("{:?}", parse_ok(&with_credentials("")));
+        assert!(!printed.contains("shh-secret"), "{printed}");
+        assert!(!printed.contains(KEY), "{printed}");
+    }
+}

@@ -1,0 +1,284 @@
+//! The proxy-wasm glue: reads from Envoy, asks the [`Gate`], applies its decision.
+//!
+//! Nothing here decides anything. Two SDK traps shape the code: a request header read after
+//! the request continued panics (so every header is read once, up front), and the
+//! `String` header getters panic on non-UTF-8 bytes (so only the `_bytes` getters are used).
+
+use std::rc::Rc;
+use std::time::UNIX_EPOCH;
+
+use log::{error, info, warn};
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType};
+
+use crate::config;
+use crate::gate::{Event, Forward, Gate, Outcome, Pending, RandomUnavailable, Reply, Request, Step};
+use crate::heroku::{CalloutResponse, MAX_RESPONSE_BYTES};
+
+/// Counter names as Envoy shows them in `/stats`.
+const COUNTER_NAMES: [&str; 8] = [
+    "heroku_bouncer.login_started",
+    "heroku_bouncer.login_succeeded",
+    "heroku_bouncer.login_failed",
+    "heroku_bouncer.login_forbidden",
+    "heroku_bouncer.session_invalid",
+    "heroku_bouncer.callout_failed",
+    "heroku_bouncer.unauthorized",
+    "heroku_bouncer.logout",
+];
+
+/// Counter ids from `define_metric`, in the order of [`COUNTER_NAMES`].
+#[derive(Debug, Default)]
+struct Counters {
+    ids: Vec<u32>,
+}
+
+impl Counters {
+    fn define() -> Self {
+        let ids = COUNTER_NAMES
+            .iter()
+            .filter_map(|name| match hostcalls::define_metric(MetricType::Counter, name) {
+                Ok(id) => Some(id),
+                Err(status) => {
+                    warn!("could not define counter {name}: {status:?}");
+                    None
+                }
+            })
+            .collect();
+        Counters { ids }
+    }
+
+    fn increment(&self, index: usize) {
+        if let Some(id) = self.ids.get(index) {
+            if let Err(status) = hostcalls::increment_metric(*id, 1) {
+                warn!("could not increment counter {index}: {status:?}");
+            }
+        }
+    }
+
+    /// Counts and logs one event. Log lines carry emails and reasons, never tokens.
+    fn record(&self, event: &Event, context_id: u32) {
+        match event {
+            Event::LoginStarted => self.increment(0),
+            Event::LoginSucceeded { email } => {
+                self.increment(1);
+                info!("[{context_id}] login succeeded for {email}");
+            }
+            Event::LoginFailed { reason } => {
+                self.increment(2);
+                warn!("[{context_id}] login failed: {reason}");
+            }
+            Event::LoginForbidden { email } => {
+                self.increment(3);
+                info!("[{context_id}] login forbidden for {email}: not in the allow rule");
+            }
+            Event::SessionInvalid { reason } => {
+                self.increment(4);
+                info!("[{context_id}] {reason}; treating the request as not logged in");
+            }
+            Event::CalloutFailed { endpoint, reason } => {
+                self.increment(5);
+                self.increment(2);
+                warn!("[{context_id}] Heroku {endpoint} request failed: {reason}");
+            }
+            Event::Unauthorized => self.increment(6),
+            Event::LoggedOut => self.increment(7),
+        }
+    }
+}
+
+/// Registers the root context. Called from `proxy_wasm::main!` in `lib.rs`.
+pub fn register() {
+    proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Info);
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::default()) });
+}
+
+/// Holds the checked configuration for one VM; `on_configure` runs once per worker VM.
+#[derive(Default)]
+struct Root {
+    gate: Option<Rc<Gate>>,
+    counters: Rc<Counters>,
+}
+
+impl Context for Root {}
+
+impl RootContext for Root {
+    fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
+        if self.counters.ids.is_empty() {
+            self.counters = Rc::new(Counters::define());
+        }
+        let json = self.get_plugin_configuration().unwrap_or_default();
+        match config::parse(&json, &|name| std::env::var(name).ok()) {
+            Ok(config) => {
+                info!(
+                    "heroku-bouncer configured: client {}, callback {}, cookie {}",
+                    config.client_id, config.callback_path, config.cookie_name
+                );
+                self.gate = Some(Rc::new(Gate::new(config)));
+                true
+            }
+            Err(problem) => {
+                // Returning false makes Envoy reject the plugin, so nothing ever fails open.
+                let message = format!("heroku-bouncer refused to start: {problem}");
+                if hostcalls::log(LogLevel::Critical, &message).is_err() {
+                    error!("{message}");
+                }
+                self.gate = None;
+                false
+            }
+        }
+    }
+
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn proxy_wasm::traits::HttpContext>> {
+        let gate = self.gate.clone()?;
+        Some(Box::new(Stream {
+            context_id,
+            gate,
+            counters: Rc::clone(&self.counters),
+            pending: None,
+            replied: false,
+        }))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+/// One HTTP request.
+struct Stream {
+    context_id: u32,
+    gate: Rc<Gate>,
+    counters: Rc<Counters>,
+    pending: Option<Pending>,
+    /// Set once a local reply is queued; Envoy hangs the client if a stream gets two.
+    replied: bool,
+}
+
+/// Reads randomness through WASI `random_get`, which Envoy serves from BoringSSL.
+struct HostRandom;
+
+impl crate::gate::Random for HostRandom {
+    fn fill(&mut self, buf: &mut [u8]) -> Result<(), RandomUnavailable> {
+        getrandom::fill(buf).map_err(|_| RandomUnavailable)
+    }
+}
+
+impl Stream {
+    fn now(&self) -> u64 {
+        self.get_current_time()
+            .duration_since(UNIX_EPOCH)
+            .map(|elapsed| elapsed.as_secs())
+            .unwrap_or(0)
+    }
+
+    /// Applies a decision. Returns the action for a headers callback; in a callout
+    /// callback the glue resumes or has replied, and the action is ignored.
+    fn apply(&mut self, outcome: Outcome) -> Action {
+        for event in &outcome.events {
+            self.counters.record(event, self.context_id);
+        }
+        match outcome.step {
+            Step::Forward(forward) => {
+                self.edit_request(&forward);
+                Action::Continue
+            }
+            Step::Reply(reply) => {
+                self.reply(&reply);
+                Action::Pause
+            }
+            Step::Callout(callout, pending) => {
+                let headers: Vec<(&str, &str)> =
+                    callout.headers.iter().map(|(name, value)| (name.as_str(), value.as_str())).collect();
+                let sent = self.dispatch_http_call(
+                    &callout.cluster,
+                    headers,
+                    callout.body.as_deref(),
+                    vec![],
+                    callout.timeout,
+                );
+                match sent {
+                    Ok(_token) => {
+                        self.pending = Some(pending);
+                        Action::Pause
+                    }
+                    Err(status) => {
+                        let reason = format!("{status:?} for cluster {}", callout.cluster);
+                        let outcome = self.gate.on_callout_not_sent(pending, &reason);
+                        self.apply(outcome)
+                    }
+                }
+            }
+        }
+    }
+
+    fn edit_request(&self, forward: &Forward) {
+        for name in &forward.remove {
+            self.remove_http_request_header(name);
+        }
+        for (name, value) in &forward.set {
+            self.set_http_request_header(name, Some(value));
+        }
+        if let Some(cookie) = &forward.cookie {
+            self.set_http_request_header_bytes("cookie", cookie.as_deref());
+        }
+    }
+
+    fn reply(&mut self, reply: &Reply) {
+        if self.replied {
+            return;
+        }
+        self.replied = true;
+        let headers: Vec<(&str, &str)> =
+            reply.headers.iter().map(|(name, value)| (name.as_str(), value.as_str())).collect();
+        self.send_http_response(reply.status, headers, Some(&reply.body));
+    }
+}
+
+impl Context for Stream {
+    fn on_http_call_response(&mut self, _token_id: u32, num_headers: usize, body_size: usize, _num_trailers: usize) {
+        let Some(pending) = self.pending.take() else {
+            return;
+        };
+        let response = if num_headers == 0 {
+            CalloutResponse::default()
+        } else {
+            let headers = self.get_http_call_response_headers_bytes();
+            let text = |name: &str| {
+                headers
+                    .iter()
+                    .find(|(key, _)| key.eq_ignore_ascii_case(name))
+                    .map(|(_, value)| String::from_utf8_lossy(value).into_owned())
+            };
+            let status = text(":status").and_then(|status| status.trim().parse::<u16>().ok());
+            let body = if body_size > MAX_RESPONSE_BYTES {
+                None
+            } else {
+                self.get_http_call_response_body(0, body_size)
+            };
+            match body {
+                Some(body) => CalloutResponse { status, content_type: text("content-type"), body },
+                // An empty body comes back as `None`; an oversized one is treated as no answer.
+                None if body_size == 0 => CalloutResponse { status, content_type: text("content-type"), body: vec![] },
+                None => CalloutResponse::default(),
+            }
+        };
+
+        let now = self.now();
+        let outcome = self.gate.on_callout_response(pending, &response, now, &mut HostRandom);
+        if let Action::Continue = self.apply(outcome) {
+            // No login step forwards the request, but if one did it must go on.
+            self.resume_http_request();
+        }
+    }
+}
+
+impl HttpContext for Stream {
+    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        let headers = self.get_http_request_headers_bytes();
+        let now = self.now();
+        let outcome = self.gate.on_request(&Request { headers: &headers }, now, &mut HostRandom);
+        self.apply(outcome)
+    }
+}

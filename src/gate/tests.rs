@@ -1,0 +1,599 @@
+use super::*;
+use crate::config;
+use crate::heroku::CalloutResponse;
+
+const NOW: u64 = 1_800_000_000;
+const KEY: &str = "0123456789abcdef0123456789abcdef";
+
+/// Deterministic random bytes. Each test call seeds a new generator from a shared counter,
+/// so two logins in one test never get the same state.
+struct CountingRandom(u64);
+
+static NEXT_SEED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+impl CountingRandom {
+    fn fresh() -> Self {
+        CountingRandom(NEXT_SEED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) << 32)
+    }
+}
+
+impl Random for CountingRandom {
+    fn fill(&mut self, buf: &mut [u8]) -> Result<(), RandomUnavailable> {
+        for byte in buf.iter_mut() {
+            // SplitMix64: cheap, and spreads consecutive seeds over all bytes.
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut mixed = self.0;
+            mixed = (mixed ^ (mixed >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            mixed = (mixed ^ (mixed >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            *byte = (mixed ^ (mixed >> 31)) as u8;
+        }
+        Ok(())
+    }
+}
+
+struct NoRandom;
+
+impl Random for NoRandom {
+    fn fill(&mut self, _buf: &mut [u8]) -> Result<(), RandomUnavailable> {
+        Err(RandomUnavailable)
+    }
+}
+
+fn gate_with(extra: &str) -> Gate {
+    let separator = if extra.is_empty() { "" } else { "," };
+    let json = format!(
+        r#"{{"client_id":"the-client","client_secret":"the-secret","secret_key":"{KEY}",
+            "authorize_url":"https://id.example/oauth/authorize"{separator}{extra}}}"#
+    );
+    Gate::new(config::parse(json.as_bytes(), &|_| None).unwrap())
+}
+
+fn gate() -> Gate {
+    gate_with("")
+}
+
+fn headers(method: &str, path: &str, extra: &[(&str, &str)]) -> Vec<(String, Vec<u8>)> {
+    let mut headers = vec![
+        (":method".to_string(), method.as_bytes().to_vec()),
+        (":path".to_string(), path.as_bytes().to_vec()),
+        (":scheme".to_string(), b"http".to_vec()),
+        (":authority".to_string(), b"app.example".to_vec()),
+    ];
+    headers.extend(extra.iter().map(|(name, value)| (name.to_string(), value.as_bytes().to_vec())));
+    headers
+}
+
+fn run(gate: &Gate, method: &str, path: &str, extra: &[(&str, &str)]) -> Outcome {
+    let headers = headers(method, path, extra);
+    gate.on_request(&Request { headers: &headers }, NOW, &mut CountingRandom::fresh())
+}
+
+fn reply(outcome: &Outcome) -> &Reply {
+    match &outcome.step {
+        Step::Reply(reply) => reply,
+        other => panic!("expected a reply, got {other:?}"),
+    }
+}
+
+fn forward(outcome: Outcome) -> Forward {
+    match outcome.step {
+        Step::Forward(forward) => forward,
+        other => panic!("expected a forward, got {other:?}"),
+    }
+}
+
+fn header<'a>(reply: &'a Reply, name: &str) -> Option<&'a str> {
+    reply.headers.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
+}
+
+fn set_cookies(reply: &Reply) -> Vec<&str> {
+    reply
+        .headers
+        .iter()
+        .filter(|(key, _)| key == "set-cookie")
+        .map(|(_, value)| value.as_str())
+        .collect()
+}
+
+/// Returns the `name=value` part of a `Set-Cookie` value.
+fn cookie_pair(set_cookie: &str) -> &str {
+    set_cookie.split(';').next().unwrap()
+}
+
+fn query_param(location: &str, key: &str) -> Option<String> {
+    let query = location.split_once('?')?.1;
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(name, _)| name == key)
+        .map(|(_, value)| value.into_owned())
+}
+
+fn json_response(status: u16, body: &str) -> CalloutResponse {
+    CalloutResponse {
+        status: Some(status),
+        content_type: Some("application/json".into()),
+        body: body.as_bytes().to_vec(),
+    }
+}
+
+const TOKEN_BODY: &str = r#"{"access_token":"HRKU-access","expires_in":28799,"refresh_token":"HRKU-refresh",
+    "token_type":"Bearer","user_id":"user-1","session_nonce":null}"#;
+const ACCOUNT_BODY: &str = r#"{"email":"ada@example.com","id":"user-1","name":"Ada Lovelace"}"#;
+
+/// A started login: the state sent to Heroku and the state cookie's `name=value`.
+struct Started {
+    state: String,
+    cookie: String,
+}
+
+fn start_login(gate: &Gate, path: &str) -> Started {
+    let outcome = run(gate, "GET", path, &[("accept", "text/html")]);
+    let reply = reply(&outcome);
+    let location = header(reply, "location").unwrap();
+    Started {
+        state: query_param(location, "state").unwrap(),
+        cookie: cookie_pair(set_cookies(reply).last().unwrap()).to_string(),
+    }
+}
+
+/// Runs a callback and both callouts with the given answers. Returns the final outcome.
+fn finish_login(gate: &Gate, started: &Started, token: CalloutResponse, account: CalloutResponse) -> Outcome {
+    let path = format!("/auth/heroku/callback/?code=the-code&state={}", started.state);
+    let outcome = run(gate, "GET", &path, &[("cookie", &started.cookie)]);
+    let Step::Callout(_, pending) = outcome.step else {
+        panic!("expected the token callout, got {:?}", outcome.step);
+    };
+    let outcome = gate.on_callout_response(pending, &token, NOW, &mut CountingRandom::fresh());
+    let Step::Callout(_, pending) = outcome.step else {
+        return outcome;
+    };
+    gate.on_callout_response(pending, &account, NOW, &mut CountingRandom::fresh())
+}
+
+fn log_in(gate: &Gate) -> String {
+    let started = start_login(gate, "/");
+    let outcome = finish_login(gate, &started, json_response(200, TOKEN_BODY), json_response(200, ACCOUNT_BODY));
+    cookie_pair(set_cookies(reply(&outcome))[0]).to_string()
+}
+
+#[test]
+fn browser_without_session_goes_to_heroku() {
+    let outcome = run(&gate(), "GET", "/deep/link?x=1&y=%2F", &[("accept", "text/html,*/*")]);
+    assert_eq!(outcome.events, vec![Event::LoginStarted]);
+    let reply = reply(&outcome);
+    assert_eq!(reply.status, 302);
+
+    let location = header(reply, "location").unwrap();
+    assert!(location.starts_with("https://id.example/oauth/authorize?"), "{location}");
+    assert_eq!(query_param(location, "client_id").as_deref(), Some("the-client"));
+    assert_eq!(query_param(location, "response_type").as_deref(), Some("code"));
+    assert_eq!(query_param(location, "scope").as_deref(), Some("identity"));
+    assert!(query_param(location, "redirect_uri").is_none());
+    let state = query_param(location, "state").unwrap();
+    assert_eq!(state.len(), 32);
+
+    let cookies = set_cookies(reply);
+    assert_eq!(cookies.len(), 1);
+    assert!(cookies[0].starts_with(&format!("herokuoauthsess-state-{}=v1.", &state[..8])));
+    assert!(cookies[0].ends_with("; Max-Age=600; Path=/; HttpOnly; SameSite=Lax"), "{}", cookies[0]);
+}
+
+#[test]
+fn state_cookie_carries_return_path() {
+    let gate = gate();
+    let started = start_login(&gate, "/deep/link?x=1");
+    let (name, value) = started.cookie.split_once('=').unwrap();
+    let login = LoginState::open(&gate.sealer, name, value.as_bytes(), &started.state, NOW).unwrap();
+    assert_eq!(login.return_to, "/deep/link?x=1");
+}
+
+#[test]
+fn head_request_is_redirected_too() {
+    assert_eq!(reply(&run(&gate(), "HEAD", "/", &[])).status, 302);
+}
+
+#[test]
+fn api_clients_get_401_json() {
+    let cases: [(&str, &[(&str, &str)]); 6] = [
+        ("POST", &[("accept", "text/html")]),
+        ("DELETE", &[]),
+        ("GET", &[("accept", "application/json")]),
+        ("GET", &[("x-requested-with", "XMLHttpRequest")]),
+        ("GET", &[("sec-fetch-mode", "cors")]),
+        ("GET", &[("accept", "application/json, text/html;q=0")]),
+    ];
+    for (method, extra) in cases {
+        let outcome = run(&gate(), method, "/api/things", extra);
+        assert_eq!(outcome.events, vec![Event::Unauthorized], "{method} {extra:?}");
+        let reply = reply(&outcome);
+        assert_eq!(reply.status, 401);
+        assert_eq!(header(reply, "content-type"), Some("application/json"));
+        assert!(set_cookies(reply).is_empty(), "no state cookie for API clients");
+        let body: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+        assert_eq!(body["id"], "unauthorized");
+    }
+}
+
+#[test]
+fn browser_accept_headers_get_redirect() {
+    for accept in ["text/html, application/json", "*/*", "application/json;q=0.5, text/html"] {
+        let outcome = run(&gate(), "GET", "/", &[("accept", accept), ("sec-fetch-mode", "navigate")]);
+        assert_eq!(reply(&outcome).status, 302, "{accept}");
+    }
+}
+
+#[test]
+fn full_login_sets_session_and_returns() {
+    let gate = gate();
+    let started = start_login(&gate, "/deep/link?x=1");
+    let outcome = finish_login(&gate, &started, json_response(200, TOKEN_BODY), json_response(200, ACCOUNT_BODY));
+    assert_eq!(outcome.events, vec![Event::LoginSucceeded { email: "ada@example.com".into() }]);
+
+    let reply = reply(&outcome);
+    assert_eq!(reply.status, 302);
+    assert_eq!(header(reply, "location"), Some("/deep/link?x=1"));
+    let cookies = set_cookies(reply);
+    assert_eq!(cookies.len(), 2);
+    assert!(cookies[0].starts_with("herokuoauthsess=v1."));
+    assert!(cookies[0].ends_with("; Max-Age=28799; Path=/; HttpOnly; SameSite=Lax"), "{}", cookies[0]);
+    assert!(cookies[0].len() < MAX_SET_COOKIE_BYTES);
+    let state_name = started.cookie.split('=').next().unwrap();
+    assert_eq!(cookies[1], format!("{state_name}=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax"));
+}
+
+#[test]
+fn token_and_account_callouts_carry_code_and_token() {
+    let gate = gate();
+    let started = start_login(&gate, "/");
+    let path = format!("/auth/heroku/callback/?code=the-code&state={}", started.state);
+    let outcome = run(&gate, "GET", &path, &[("cookie", &started.cookie)]);
+    let Step::Callout(callout, pending) = outcome.step else { panic!("no token callout") };
+    assert_eq!(callout.cluster, "heroku_id");
+    let body = String::from_utf8(callout.body.unwrap()).unwrap();
+    assert_eq!(body, "grant_type=authorization_code&code=the-code&client_secret=the-secret");
+
+    let outcome = gate.on_callout_response(pending, &json_response(200, TOKEN_BODY), NOW, &mut CountingRandom::fresh());
+    let Step::Callout(callout, _) = outcome.step else { panic!("no account callout") };
+    assert_eq!(callout.cluster, "heroku_api");
+    assert!(callout.headers.contains(&("authorization".into(), "Bearer HRKU-access".into())));
+}
+
+#[test]
+fn callback_without_trailing_slash_is_accepted() {
+    let gate = gate();
+    let started = start_login(&gate, "/");
+    let path = format!("/auth/heroku/callback?code=c&state={}", started.state);
+    let outcome = run(&gate, "GET", &path, &[("cookie", &started.cookie)]);
+    assert!(matches!(outcome.step, Step::Callout(..)));
+}
+
+#[test]
+fn parallel_logins_all_complete() {
+    let gate = gate();
+    let tabs: Vec<Started> = (0..3).map(|tab| start_login(&gate, &format!("/tab/{tab}"))).collect();
+    let all_cookies = tabs.iter().map(|tab| tab.cookie.as_str()).collect::<Vec<_>>().join("; ");
+    for (index, tab) in tabs.iter().enumerate() {
+        let path = format!("/auth/heroku/callback/?code=c{index}&state={}", tab.state);
+        let outcome = run(&gate, "GET", &path, &[("cookie", &all_cookies)]);
+        let Step::Callout(_, pending) = outcome.step else { panic!("tab {index} was rejected") };
+        let outcome = gate.on_callout_response(pending, &json_response(200, TOKEN_BODY), NOW, &mut CountingRandom::fresh());
+        let Step::Callout(_, pending) = outcome.step else { panic!("no account callout") };
+        let outcome = gate.on_callout_response(pending, &json_response(200, ACCOUNT_BODY), NOW, &mut CountingRandom::fresh());
+        assert_eq!(header(reply(&outcome), "location"), Some(format!("/tab/{index}").as_str()));
+    }
+}
+
+#[test]
+fn pending_logins_are_bounded() {
+    let gate = gate();
+    let tabs: Vec<Started> = (0..MAX_PENDING_LOGINS).map(|_| start_login(&gate, "/")).collect();
+    let all_cookies = tabs.iter().map(|tab| tab.cookie.as_str()).collect::<Vec<_>>().join("; ");
+    let outcome = run(&gate, "GET", "/", &[("cookie", &all_cookies)]);
+    let cookies = set_cookies(reply(&outcome));
+    let cleared = cookies.iter().filter(|cookie| cookie.contains("Max-Age=0")).count();
+    assert_eq!(cleared, 1, "the oldest of {MAX_PENDING_LOGINS} is cleared: {cookies:?}");
+    assert_eq!(cookies.len(), 2);
+
+    let fewer = all_cookies.split_once("; ").unwrap().1;
+    let outcome = run(&gate, "GET", "/", &[("cookie", fewer)]);
+    assert_eq!(set_cookies(reply(&outcome)).len(), 1, "below the limit nothing is cleared");
+}
+
+#[test]
+fn session_passes_with_identity() {
+    let gate = gate();
+    let session = log_in(&gate);
+    let cookie = format!("app=1; {session}; other=2");
+    let forward = forward(run(&gate, "GET", "/page", &[("cookie", &cookie)]));
+    assert_eq!(
+        forward.set,
+        vec![
+            ("x-heroku-user-email".to_string(), "ada@example.com".to_string()),
+            ("x-heroku-user-id".to_string(), "user-1".to_string()),
+            ("x-heroku-user-name".to_string(), "Ada Lovelace".to_string()),
+        ]
+    );
+    assert_eq!(forward.cookie, Some(Some(b"app=1; other=2".to_vec())));
+}
+
+#[test]
+fn session_passes_for_api_clients() {
+    let gate = gate();
+    let session = log_in(&gate);
+    let outcome = run(&gate, "POST", "/api", &[("cookie", &session), ("accept", "application/json")]);
+    assert!(forward(outcome).set.iter().any(|(name, _)| name == "x-heroku-user-email"));
+}
+
+#[test]
+fn token_exposed_only_when_configured() {
+    let gate = gate_with(r#""expose_token":true"#);
+    let session = log_in(&gate);
+    let exposed = forward(run(&gate, "GET", "/", &[("cookie", &session)]));
+    assert!(exposed.set.contains(&("x-heroku-oauth-token".into(), "HRKU-access".into())));
+
+    let gate = self::gate();
+    let session = log_in(&gate);
+    let hidden = forward(run(&gate, "GET", "/", &[("cookie", &session)]));
+    assert!(!hidden.set.iter().any(|(name, _)| name == "x-heroku-oauth-token"));
+}
+
+#[test]
+fn spoofed_identity_headers_are_removed() {
+    let gate = gate();
+    let session = log_in(&gate);
+    let spoofed = [
+        ("x-heroku-user-email", "evil@example.com"),
+        ("x_heroku_user_email", "evil@example.com"),
+        ("x-heroku_user-id", "evil"),
+        ("x-heroku-oauth-token", "stolen"),
+    ];
+    let mut extra = spoofed.to_vec();
+    extra.push(("cookie", &session));
+    let forward = forward(run(&gate, "GET", "/", &extra));
+    for (name, _) in spoofed {
+        assert!(forward.remove.contains(&name.to_string()), "{name} not removed");
+    }
+    assert_eq!(forward.remove.len(), 4);
+}
+
+#[test]
+fn skip_paths_pass_without_login_but_lose_identity() {
+    let gate = gate_with(r#""skip_paths":["/healthz","/public/*"]"#);
+    for path in ["/healthz", "/healthz?probe=1", "/public/app.css"] {
+        let outcome = run(&gate, "GET", path, &[("x-heroku-user-email", "evil@example.com")]);
+        let forward = forward(outcome);
+        assert_eq!(forward.remove, vec!["x-heroku-user-email".to_string()], "{path}");
+        assert!(forward.set.is_empty());
+    }
+    for path in ["/healthz/", "/healthzz", "/x?/healthz", "/public"] {
+        assert_eq!(reply(&run(&gate, "GET", path, &[])).status, 302, "{path}");
+    }
+}
+
+#[test]
+fn forbidden_path_answers_403() {
+    let outcome = run(&gate(), "GET", "/auth/heroku/forbidden/", &[]);
+    let reply = reply(&outcome);
+    assert_eq!(reply.status, 403);
+    assert_eq!(header(reply, "content-type"), Some("text/html; charset=utf-8"));
+}
+
+#[test]
+fn forbidden_passthrough_forwards_without_identity() {
+    let gate = gate_with(r#""forbidden_passthrough":true"#);
+    let session = log_in(&gate);
+    let outcome = run(&gate, "GET", "/auth/heroku/forbidden/", &[("cookie", &session), ("x-heroku-user-id", "x")]);
+    let forward = forward(outcome);
+    assert!(forward.set.is_empty());
+    assert_eq!(forward.remove, vec!["x-heroku-user-id".to_string()]);
+    assert_eq!(forward.cookie, Some(None));
+}
+
+#[test]
+fn logout_clears_session() {
+    let gate = gate();
+    let session = log_in(&gate);
+    let outcome = run(&gate, "GET", "/auth/heroku/logout/", &[("cookie", &session)]);
+    assert_eq!(outcome.events, vec![Event::LoggedOut]);
+    let reply = reply(&outcome);
+    assert_eq!(reply.status, 302);
+    assert_eq!(header(reply, "location"), Some("/"));
+    assert_eq!(set_cookies(reply), vec!["herokuoauthsess=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax"]);
+}
+
+#[test]
+fn https_cookies_are_secure() {
+    let gate = gate();
+    let mut request = headers("GET", "/", &[]);
+    request[2].1 = b"https".to_vec();
+    let outcome = gate.on_request(&Request { headers: &request }, NOW, &mut CountingRandom::fresh());
+    assert!(set_cookies(reply(&outcome))[0].ends_with("; Secure"));
+}
+
+#[test]
+fn expired_session_means_login() {
+    let gate = gate();
+    let session = log_in(&gate);
+    let headers = headers("GET", "/", &[("cookie", &session)]);
+    let later = NOW + 28799;
+    let outcome = gate.on_request(&Request { headers: &headers }, later, &mut CountingRandom::fresh());
+    assert_eq!(reply(&outcome).status, 302);
+    assert_eq!(
+        outcome.events,
+        vec![Event::SessionInvalid { reason: "session expired".into() }, Event::LoginStarted]
+    );
+}
+
+#[test]
+fn tampered_or_foreign_sessions_mean_login() {
+    let gate = gate();
+    let session = log_in(&gate);
+    let mut tampered = session.clone().into_bytes();
+    let last = tampered.len() - 5;
+    tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    let foreign = log_in(&Gate::new({
+        let json = r#"{"client_id":"c","client_secret":"s","secret_key":"another-key-another-key-another-key"}"#;
+        config::parse(json.as_bytes(), &|_| None).unwrap()
+    }));
+    for cookie in [tampered.as_str(), foreign.as_str(), "herokuoauthsess=garbage", "herokuoauthsess=v0.abc"] {
+        let outcome = run(&gate, "GET", "/", &[("cookie", cookie)]);
+        assert_eq!(reply(&outcome).status, 302, "{cookie}");
+        assert!(matches!(outcome.events[0], Event::SessionInvalid { .. }), "{cookie}");
+    }
+}
+
+#[test]
+fn valid_session_found_among_duplicates() {
+    let gate = gate();
+    let session = log_in(&gate);
+    let cookie = format!("herokuoauthsess=stale; {session}");
+    assert!(matches!(run(&gate, "GET", "/", &[("cookie", &cookie)]).step, Step::Forward(_)));
+}
+
+#[test]
+fn access_denied_callback_gets_403_without_callout() {
+    let outcome = run(&gate(), "GET", "/auth/heroku/callback/?error=access_denied", &[]);
+    let reply = reply(&outcome);
+    assert_eq!(reply.status, 403);
+    assert!(String::from_utf8_lossy(&reply.body).contains("Access denied"));
+    assert!(matches!(&outcome.events[0], Event::LoginFailed { reason } if reason.contains("access_denied")));
+}
+
+#[test]
+fn callback_state_problems_get_403() {
+    let gate = gate();
+    let first = start_login(&gate, "/");
+    let second = start_login(&gate, "/");
+    let foreign_state = start_login(&gate_with(r#""cookie":"other""#), "/");
+    let cases = [
+        format!("/auth/heroku/callback/?code=c&state={}", first.state),
+        format!("/auth/heroku/callback/?code=c&state={}", second.state),
+        "/auth/heroku/callback/?code=c".to_string(),
+        "/auth/heroku/callback/?code=c&state=short".to_string(),
+        format!("/auth/heroku/callback/?code=c&state={}", foreign_state.state),
+    ];
+    // Only the first tab's cookie is present, so every case but a matching one fails.
+    for path in &cases[1..] {
+        let outcome = run(&gate, "GET", path, &[("cookie", &first.cookie)]);
+        assert_eq!(reply(&outcome).status, 403, "{path}");
+        assert!(matches!(outcome.events[0], Event::LoginFailed { .. }));
+    }
+    let outcome = run(&gate, "GET", &cases[0], &[("cookie", &first.cookie)]);
+    assert!(matches!(outcome.step, Step::Callout(..)));
+}
+
+#[test]
+fn stale_login_state_gets_403() {
+    let gate = gate();
+    let started = start_login(&gate, "/");
+    let path = format!("/auth/heroku/callback/?code=c&state={}", started.state);
+    let headers = headers("GET", &path, &[("cookie", &started.cookie)]);
+    let late = NOW + LOGIN_STATE_TTL_S;
+    let outcome = gate.on_request(&Request { headers: &headers }, late, &mut CountingRandom::fresh());
+    assert_eq!(reply(&outcome).status, 403);
+    assert_eq!(outcome.events, vec![Event::LoginFailed { reason: "login state expired".into() }]);
+}
+
+#[test]
+fn callback_without_code_gets_403() {
+    let gate = gate();
+    let started = start_login(&gate, "/");
+    let path = format!("/auth/heroku/callback/?state={}", started.state);
+    assert_eq!(reply(&run(&gate, "GET", &path, &[("cookie", &started.cookie)])).status, 403);
+}
+
+#[test]
+fn rejected_code_gets_403_and_outage_gets_502() {
+    let gate = gate();
+    let unauthorized = r#"{"id":"unauthorized","message":"OAuth authorization invalid."}"#;
+    let cases = [
+        (json_response(401, unauthorized), json_response(200, ACCOUNT_BODY), 403),
+        (json_response(500, "oops"), json_response(200, ACCOUNT_BODY), 502),
+        (json_response(429, r#"{"id":"rate_limit"}"#), json_response(200, ACCOUNT_BODY), 502),
+        (CalloutResponse::default(), json_response(200, ACCOUNT_BODY), 502),
+        (json_response(200, "{\"access_token\":"), json_response(200, ACCOUNT_BODY), 502),
+        (json_response(200, TOKEN_BODY), json_response(401, "{}"), 502),
+        (json_response(200, TOKEN_BODY), json_response(503, "upstream connect error"), 502),
+        (json_response(200, TOKEN_BODY), json_response(200, r#"{"id":"user-1"}"#), 502),
+        (json_response(200, TOKEN_BODY), json_response(200, r#"{"email":"a@b.com","id":"user-2"}"#), 502),
+    ];
+    for (token, account, status) in cases {
+        let started = start_login(&gate, "/");
+        let outcome = finish_login(&gate, &started, token, account);
+        let reply = reply(&outcome);
+        assert_eq!(reply.status, status);
+        let cookies = set_cookies(reply);
+        assert_eq!(cookies.len(), 1, "only the state cookie is cleared");
+        assert!(cookies[0].contains("-state-") && cookies[0].contains("Max-Age=0"));
+    }
+}
+
+#[test]
+fn callout_not_sent_gets_502() {
+    let gate = gate();
+    let started = start_login(&gate, "/");
+    let path = format!("/auth/heroku/callback/?code=c&state={}", started.state);
+    let Step::Callout(_, pending) = run(&gate, "GET", &path, &[("cookie", &started.cookie)]).step else {
+        panic!("no callout")
+    };
+    let outcome = gate.on_callout_not_sent(pending, "BadArgument for cluster heroku_id");
+    assert_eq!(reply(&outcome).status, 502);
+    assert!(matches!(&outcome.events[0], Event::CalloutFailed { endpoint: "token", .. }));
+}
+
+#[test]
+fn user_outside_allow_rule_is_forbidden() {
+    let gate = gate_with(r#""allow":{"email_domains":["heroku.com"]}"#);
+    let started = start_login(&gate, "/");
+    let outcome = finish_login(&gate, &started, json_response(200, TOKEN_BODY), json_response(200, ACCOUNT_BODY));
+    assert_eq!(outcome.events, vec![Event::LoginForbidden { email: "ada@example.com".into() }]);
+    let reply = reply(&outcome);
+    assert_eq!(header(reply, "location"), Some("/auth/heroku/forbidden/"));
+    let cookies = set_cookies(reply);
+    assert_eq!(cookies.len(), 1);
+    assert!(!cookies[0].starts_with("herokuoauthsess="), "no session for a forbidden user");
+}
+
+#[test]
+fn unsafe_return_paths_become_root() {
+    for (path, expected) in [
+        ("/ok?q=1", "/ok?q=1"),
+        ("//evil.example/x", "/"),
+        ("/\\evil.example", "/"),
+        ("/a b", "/"),
+        ("/caf\u{e9}", "/"),
+        ("/a\\b", "/"),
+        ("relative", "/"),
+        ("", "/"),
+    ] {
+        assert_eq!(safe_return_path(path.as_bytes()), expected, "{path:?}");
+    }
+    let long = format!("/{}", "a".repeat(MAX_RETURN_PATH_BYTES));
+    assert_eq!(safe_return_path(long.as_bytes()), "/");
+    let fits = format!("/{}", "a".repeat(MAX_RETURN_PATH_BYTES - 1));
+    assert_eq!(safe_return_path(fits.as_bytes()), fits);
+}
+
+#[test]
+fn names_are_percent_encoded() {
+    assert_eq!(encode_header_text("Ada Lovelace"), "Ada Lovelace");
+    assert_eq!(encode_header_text("José 100%"), "Jos%C3%A9 100%25");
+    assert_eq!(encode_header_text("a\r\nb"), "a%0D%0Ab");
+}
+
+#[test]
+fn missing_randomness_gets_error_page() {
+    let headers = headers("GET", "/", &[]);
+    let outcome = gate().on_request(&Request { headers: &headers }, NOW, &mut NoRandom);
+    assert_eq!(reply(&outcome).status, 502);
+    assert!(set_cookies(reply(&outcome)).is_empty());
+}
+
+#[test]
+fn forward_debug_hides_values() {
+    let gate = gate_with(r#""expose_token":true"#);
+    let session = log_in(&gate);
+    let forward = forward(run(&gate, "GET", "/", &[("cookie", &session)]));
+    let printed = format!("{forward:?}");
+    assert!(!printed.contains("HRKU"), "{printed}");
+}

@@ -1,0 +1,124 @@
+//! Request header helpers: identity header spellings and the `cookie` header.
+//!
+//! Everything here works on bytes, because a client can send any bytes in a header and the
+//! filter must pass an app's own cookies upstream unchanged.
+
+/// Returns a header name in the form that app servers see it: lowercase, with `_` read as
+/// `-`. WSGI, Rack and CGI map both to the same variable, so `X_Heroku_User_Email` must
+/// count as a spelling of `x-heroku-user-email`.
+pub fn canonical_name(name: &[u8]) -> Vec<u8> {
+    name.iter()
+        .map(|byte| match byte {
+            b'_' => b'-',
+            other => other.to_ascii_lowercase(),
+        })
+        .collect()
+}
+
+/// Iterates over the `name=value` pairs of one `cookie` header value.
+///
+/// Pairs are separated by `;` and trimmed of spaces and tabs. A pair without `=` has an
+/// empty name, as browsers treat it.
+pub fn cookie_pairs(header: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    header.split(|byte| *byte == b';').filter_map(|pair| {
+        let pair = trim(pair);
+        if pair.is_empty() {
+            return None;
+        }
+        Some(match pair.iter().position(|byte| *byte == b'=') {
+            Some(at) => (trim(pair.get(..at).unwrap_or_default()), trim(pair.get(at + 1..).unwrap_or_default())),
+            None => (&[][..], pair),
+        })
+    })
+}
+
+fn trim(bytes: &[u8]) -> &[u8] {
+    let start = bytes.iter().position(|byte| *byte != b' ' && *byte != b'\t').unwrap_or(bytes.len());
+    let end = bytes.iter().rposition(|byte| *byte != b' ' && *byte != b'\t').map_or(start, |at| at + 1);
+    bytes.get(start..end).unwrap_or_default()
+}
+
+/// Builds the `cookie` header to send upstream without the cookies that `is_own` picks.
+///
+/// Returns `None` when nothing needs to change: exactly one header was sent and none of its
+/// cookies is the filter's. Returns `Some(None)` when no cookie is left, so the header
+/// should be removed. Several `cookie` headers are joined into one, as RFC 6265 requires
+/// of clients.
+pub fn cookie_header_without(headers: &[&[u8]], is_own: impl Fn(&[u8]) -> bool) -> Option<Option<Vec<u8>>> {
+    let mut kept: Vec<u8> = Vec::new();
+    let mut removed_any = false;
+    for header in headers {
+        for (name, value) in cookie_pairs(header) {
+            if is_own(name) {
+                removed_any = true;
+                continue;
+            }
+            if !kept.is_empty() {
+                kept.extend_from_slice(b"; ");
+            }
+            if !name.is_empty() {
+                kept.extend_from_slice(name);
+                kept.push(b'=');
+            }
+            kept.extend_from_slice(value);
+        }
+    }
+    if !removed_any && headers.len() <= 1 {
+        return None;
+    }
+    Some(if kept.is_empty() { None } else { Some(kept) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_name_folds_case_and_underscore() {
+        assert_eq!(canonical_name(b"X_Heroku-USER_email"), b"x-heroku-user-email".to_vec());
+    }
+
+    #[test]
+    fn cookie_pairs_trim_and_skip_empty() {
+        let pairs: Vec<_> = cookie_pairs(b" a=1;;b = 2 ; flag ;c=x=y").collect();
+        assert_eq!(
+            pairs,
+            vec![
+                (&b"a"[..], &b"1"[..]),
+                (&b"b"[..], &b"2"[..]),
+                (&b""[..], &b"flag"[..]),
+                (&b"c"[..], &b"x=y"[..]),
+            ]
+        );
+    }
+
+    #[test]
+    fn cookie_pairs_accept_any_bytes() {
+        let pairs: Vec<_> = cookie_pairs(b"\xff\xfe=\x80; =; =x").collect();
+        assert_eq!(pairs.len(), 3);
+        assert_eq!(pairs[0], (&b"\xff\xfe"[..], &b"\x80"[..]));
+    }
+
+    #[test]
+    fn own_cookies_are_removed() {
+        let result = cookie_header_without(&[b"app=1; sess=secret; other=\xff"], |name| name == b"sess");
+        assert_eq!(result, Some(Some(b"app=1; other=\xff".to_vec())));
+    }
+
+    #[test]
+    fn header_removed_when_nothing_left() {
+        assert_eq!(cookie_header_without(&[b"sess=1"], |name| name == b"sess"), Some(None));
+    }
+
+    #[test]
+    fn untouched_header_needs_no_change() {
+        assert_eq!(cookie_header_without(&[b"app=1"], |name| name == b"sess"), None);
+        assert_eq!(cookie_header_without(&[], |name| name == b"sess"), None);
+    }
+
+    #[test]
+    fn split_headers_are_joined() {
+        let result = cookie_header_without(&[b"a=1", b"sess=2; b=3"], |name| name == b"sess");
+        assert_eq!(result, Some(Some(b"a=1; b=3".to_vec())));
+    }
+}

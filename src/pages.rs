@@ -1,0 +1,170 @@
+//! The pages and JSON errors the filter answers with itself.
+//!
+//! Pages are small self-contained HTML documents with inline CSS, so they work without
+//! any asset server. They say what happened and what to do, and never show internals.
+
+/// What a local reply tells the person or program that receives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    /// No session on an API-style request.
+    Unauthorized,
+    /// The user is logged in but the allow rule does not include them.
+    Forbidden,
+    /// The user pressed Deny on Heroku's consent page.
+    AccessDenied,
+    /// The callback's state or code could not be verified, or the login took too long.
+    LoginNotVerified,
+    /// Heroku could not be reached or gave an unusable answer.
+    HerokuUnavailable,
+}
+
+impl Notice {
+    pub fn status(self) -> u32 {
+        match self {
+            Notice::Unauthorized => 401,
+            Notice::Forbidden | Notice::AccessDenied | Notice::LoginNotVerified => 403,
+            Notice::HerokuUnavailable => 502,
+        }
+    }
+
+    fn json_id(self) -> &'static str {
+        match self {
+            Notice::Unauthorized => "unauthorized",
+            Notice::Forbidden | Notice::AccessDenied => "forbidden",
+            Notice::LoginNotVerified => "login_not_verified",
+            Notice::HerokuUnavailable => "bad_gateway",
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Notice::Unauthorized => "Login required",
+            Notice::Forbidden => "Access not allowed",
+            Notice::AccessDenied => "Access denied",
+            Notice::LoginNotVerified => "Login could not be verified",
+            Notice::HerokuUnavailable => "Heroku is unavailable",
+        }
+    }
+
+    fn message(self) -> &'static str {
+        match self {
+            Notice::Unauthorized => "This request needs a Heroku login. Log in with a browser, then try again.",
+            Notice::Forbidden => {
+                "You are logged in with Heroku, but this account is not allowed here. Ask the app's owners for access, or log in with another account."
+            }
+            Notice::AccessDenied => "Heroku did not grant access to your account. Log in again and choose Allow to continue.",
+            Notice::LoginNotVerified => {
+                "The login expired or did not start in this browser. Start the login again from the page you wanted."
+            }
+            Notice::HerokuUnavailable => "Heroku did not answer the login in time. Wait a moment, then try again.",
+        }
+    }
+
+    fn action(self) -> &'static str {
+        match self {
+            Notice::Forbidden => "Log in with another account",
+            Notice::HerokuUnavailable => "Try again",
+            _ => "Log in again",
+        }
+    }
+}
+
+/// Renders the JSON error body: `{"id": ..., "message": ...}`, in Heroku's own error shape.
+pub fn json(notice: Notice) -> Vec<u8> {
+    let body = serde_json::json!({ "id": notice.json_id(), "message": notice.message() });
+    body.to_string().into_bytes()
+}
+
+/// Renders the HTML page for `notice`, with its one action linking to `action_href`.
+///
+/// `action_href` must already be a safe same-origin path; it is HTML-escaped here.
+pub fn html(notice: Notice, action_href: &str) -> Vec<u8> {
+    let title = notice.title();
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>{title}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<main>\n\
+         <h1>{title}</h1>\n<p>{message}</p>\n<p><a class=\"action\" href=\"{href}\">{action}</a></p>\n\
+         </main>\n</body>\n</html>\n",
+        message = notice.message(),
+        href = escape_html(action_href),
+        action = notice.action(),
+    )
+    .into_bytes()
+}
+
+/// Renders the short page sent with a redirect, for clients that do not follow it.
+pub fn redirect_html(location: &str) -> Vec<u8> {
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Redirecting</title></head>\
+         <body><p>Continue to <a href=\"{href}\">the next page</a>.</p></body></html>\n",
+        href = escape_html(location)
+    )
+    .into_bytes()
+}
+
+const STYLE: &str = "body{margin:0;font-family:system-ui,-apple-system,'Segoe UI',sans-serif;\
+background:#f6f5fb;color:#1f1b2e}main{max-width:32rem;margin:12vh auto;padding:2rem;\
+background:#fff;border-radius:12px;box-shadow:0 2px 12px rgba(40,30,80,.12)}\
+h1{font-size:1.5rem;margin:0 0 1rem;color:#430098}p{line-height:1.5}\
+a.action{display:inline-block;padding:.6rem 1.2rem;border-radius:6px;background:#79589f;\
+color:#fff;text-decoration:none}a.action:focus,a.action:hover{background:#430098}\
+@media (max-width:480px){main{margin:0;border-radius:0;min-height:100vh;box-sizing:border-box}}";
+
+/// Escapes the five characters that matter in HTML text and attribute values.
+pub fn escape_html(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for ch in text.chars() {
+        match ch {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&quot;"),
+            '\'' => escaped.push_str("&#39;"),
+            other => escaped.push(other),
+        }
+    }
+    escaped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: [Notice; 5] = [
+        Notice::Unauthorized,
+        Notice::Forbidden,
+        Notice::AccessDenied,
+        Notice::LoginNotVerified,
+        Notice::HerokuUnavailable,
+    ];
+
+    #[test]
+    fn json_has_id_and_message() {
+        for notice in ALL {
+            let value: serde_json::Value = serde_json::from_slice(&json(notice)).unwrap();
+            assert_eq!(value["id"], notice.json_id());
+            assert!(value["message"].as_str().unwrap().len() > 10);
+        }
+        let unauthorized: serde_json::Value = serde_json::from_slice(&json(Notice::Unauthorized)).unwrap();
+        assert_eq!(unauthorized["id"], "unauthorized");
+    }
+
+    #[test]
+    fn html_pages_are_complete() {
+        for notice in ALL {
+            let page = String::from_utf8(html(notice, "/start")).unwrap();
+            assert!(page.contains("<html lang=\"en\">"));
+            assert!(page.contains(&format!("<title>{}</title>", notice.title())));
+            assert!(page.contains(&format!("<h1>{}</h1>", notice.title())));
+            assert!(page.contains("href=\"/start\""));
+            assert!(!page.contains("http://") && !page.contains("https://"), "no external assets");
+        }
+    }
+
+    #[test]
+    fn action_link_is_escaped() {
+        let page = String::from_utf8(html(Notice::Forbidden, "/a?b=\"><script>")).unwrap();
+        assert!(page.contains("href=\"/a?b=&quot;&gt;&lt;script&gt;\""));
+    }
+}

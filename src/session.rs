@@ -1,0 +1,312 @@
+//! The session cookie and the login state cookie: their contents, sealing and checks.
+
+use std::fmt;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+
+use crate::seal::{Purpose, Sealer, UnsealError, SEAL_RANDOM_BYTES};
+use crate::secret::Secret;
+
+/// How long a login may take from the redirect to Heroku until the callback, in seconds.
+pub const LOGIN_STATE_TTL_S: u64 = 600;
+
+/// Clock difference tolerated between Envoy workers and hosts, in seconds.
+const CLOCK_SKEW_S: u64 = 60;
+
+/// Random bytes behind one OAuth `state` value.
+pub const STATE_RANDOM_BYTES: usize = 24;
+
+/// Characters of the state value that name its cookie. Eight base64url characters carry
+/// 48 random bits, so the cookies of a few parallel logins do not collide.
+const STATE_COOKIE_ID_CHARS: usize = 8;
+
+/// A logged-in user, as sealed in the session cookie. Field names are short because the
+/// whole cookie must stay under 4096 bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    #[serde(rename = "e")]
+    pub email: String,
+    #[serde(rename = "i")]
+    pub user_id: String,
+    #[serde(rename = "n", default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(rename = "a")]
+    pub access_token: Secret,
+    #[serde(rename = "r", default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<Secret>,
+    /// When the access token expires, in Unix seconds.
+    #[serde(rename = "x")]
+    pub expires_at: u64,
+    /// When the user logged in, in Unix seconds.
+    #[serde(rename = "t")]
+    pub issued_at: u64,
+}
+
+/// Why a session cookie does not log anyone in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionError {
+    Unsealed(UnsealError),
+    /// The cookie decrypted but its contents are not a session of this version.
+    BadContents,
+    Expired,
+    /// The session claims to be issued in the future, beyond the tolerated clock skew.
+    NotYetValid,
+}
+
+impl fmt::Display for SessionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SessionError::Unsealed(reason) => write!(f, "session cookie rejected: {reason}"),
+            SessionError::BadContents => f.write_str("session cookie has unexpected contents"),
+            SessionError::Expired => f.write_str("session expired"),
+            SessionError::NotYetValid => f.write_str("session issued in the future"),
+        }
+    }
+}
+
+impl Session {
+    /// Seals the session for `cookie_name`. Returns `None` if sealing fails.
+    pub fn seal(&self, sealer: &Sealer, cookie_name: &str, nonce: &[u8; SEAL_RANDOM_BYTES]) -> Option<String> {
+        let plaintext = serde_json::to_vec(self).ok()?;
+        sealer.seal(Purpose::Session, cookie_name, &plaintext, nonce)
+    }
+
+    /// Opens a session cookie value and checks that it is valid at `now`.
+    pub fn open(sealer: &Sealer, cookie_name: &str, value: &[u8], now: u64) -> Result<Session, SessionError> {
+        let plaintext = sealer
+            .unseal(Purpose::Session, cookie_name, value)
+            .map_err(SessionError::Unsealed)?;
+        let session: Session = serde_json::from_slice(&plaintext).map_err(|_| SessionError::BadContents)?;
+        if session.email.is_empty() || session.user_id.is_empty() {
+            return Err(SessionError::BadContents);
+        }
+        if session.issued_at > now.saturating_add(CLOCK_SKEW_S) {
+            return Err(SessionError::NotYetValid);
+        }
+        if now >= session.expires_at {
+            return Err(SessionError::Expired);
+        }
+        Ok(session)
+    }
+
+    /// Seconds until the session expires, for the cookie's `Max-Age`.
+    pub fn remaining_s(&self, now: u64) -> u64 {
+        self.expires_at.saturating_sub(now)
+    }
+}
+
+/// A login in progress, sealed in a short-lived cookie of its own so that several tabs can
+/// log in at once without overwriting each other.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginState {
+    /// The OAuth `state` value sent to Heroku; the callback must bring back the same value.
+    #[serde(rename = "s")]
+    pub state: Secret,
+    /// Where to send the browser after login: a same-origin path with its query.
+    #[serde(rename = "r")]
+    pub return_to: String,
+    #[serde(rename = "t")]
+    pub issued_at: u64,
+}
+
+/// Why a callback's `state` was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateError {
+    /// The callback had no `state`, or one this filter could not have issued.
+    MissingOrMalformed,
+    /// This browser holds no login state cookie for that `state`.
+    NoCookie,
+    Unsealed(UnsealError),
+    BadContents,
+    Expired,
+    Mismatch,
+}
+
+impl fmt::Display for StateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StateError::MissingOrMalformed => f.write_str("callback state missing or malformed"),
+            StateError::NoCookie => f.write_str("no login state cookie for this state"),
+            StateError::Unsealed(reason) => write!(f, "login state cookie rejected: {reason}"),
+            StateError::BadContents => f.write_str("login state cookie has unexpected contents"),
+            StateError::Expired => f.write_str("login state expired"),
+            StateError::Mismatch => f.write_str("callback state does not match the login state cookie"),
+        }
+    }
+}
+
+impl LoginState {
+    /// Creates a login state from random bytes.
+    pub fn new(random: &[u8; STATE_RANDOM_BYTES], return_to: String, now: u64) -> Self {
+        LoginState {
+            state: Secret::new(URL_SAFE_NO_PAD.encode(random)),
+            return_to,
+            issued_at: now,
+        }
+    }
+
+    pub fn seal(&self, sealer: &Sealer, cookie_name: &str, nonce: &[u8; SEAL_RANDOM_BYTES]) -> Option<String> {
+        let plaintext = serde_json::to_vec(self).ok()?;
+        sealer.seal(Purpose::LoginState, cookie_name, &plaintext, nonce)
+    }
+
+    /// Opens a login state cookie and checks it against the callback's `state` at `now`.
+    pub fn open(
+        sealer: &Sealer,
+        cookie_name: &str,
+        value: &[u8],
+        callback_state: &str,
+        now: u64,
+    ) -> Result<LoginState, StateError> {
+        let plaintext = sealer
+            .unseal(Purpose::LoginState, cookie_name, value)
+            .map_err(StateError::Unsealed)?;
+        let login: LoginState = serde_json::from_slice(&plaintext).map_err(|_| StateError::BadContents)?;
+        let fresh = login.issued_at <= now.saturating_add(CLOCK_SKEW_S)
+            && now < login.issued_at.saturating_add(LOGIN_STATE_TTL_S);
+        if !fresh {
+            return Err(StateError::Expired);
+        }
+        let matches: bool = login.state.expose().as_bytes().ct_eq(callback_state.as_bytes()).into();
+        if !matches {
+            return Err(StateError::Mismatch);
+        }
+        Ok(login)
+    }
+}
+
+/// Returns the name of the cookie that holds the login state for `state`, or `None` when
+/// `state` cannot be a value this filter issued.
+pub fn state_cookie_name(session_cookie: &str, state: &str) -> Option<String> {
+    let expected_len = URL_SAFE_NO_PAD.encode([0u8; STATE_RANDOM_BYTES]).len();
+    let well_formed = state.len() == expected_len
+        && state.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_');
+    if !well_formed {
+        return None;
+    }
+    let id = state.get(..STATE_COOKIE_ID_CHARS)?;
+    Some(format!("{}{id}", state_cookie_prefix(session_cookie)))
+}
+
+/// Returns the prefix shared by all login state cookies of this filter.
+pub fn state_cookie_prefix(session_cookie: &str) -> String {
+    format!("{session_cookie}-state-")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: u64 = 1_800_000_000;
+    const NONCE: [u8; SEAL_RANDOM_BYTES] = [3; SEAL_RANDOM_BYTES];
+
+    fn sealer() -> Sealer {
+        Sealer::new(&Secret::new("0123456789abcdef0123456789abcdef"))
+    }
+
+    fn session() -> Session {
+        Session {
+            email: "ada@example.com".into(),
+            user_id: "01234567-89ab-cdef-0123-456789abcdef".into(),
+            name: Some("Ada Lovelace".into()),
+            access_token: Secret::new("HRKU-access"),
+            refresh_token: Some(Secret::new("HRKU-refresh")),
+            expires_at: NOW + 100,
+            issued_at: NOW,
+        }
+    }
+
+    #[test]
+    fn session_round_trip() {
+        let sealed = session().seal(&sealer(), "sess", &NONCE).unwrap();
+        assert_eq!(Session::open(&sealer(), "sess", sealed.as_bytes(), NOW).unwrap(), session());
+    }
+
+    #[test]
+    fn session_expires_at_exact_second() {
+        let sealed = session().seal(&sealer(), "sess", &NONCE).unwrap();
+        assert!(Session::open(&sealer(), "sess", sealed.as_bytes(), NOW + 99).is_ok());
+        assert_eq!(Session::open(&sealer(), "sess", sealed.as_bytes(), NOW + 100), Err(SessionError::Expired));
+    }
+
+    #[test]
+    fn session_from_future_is_rejected() {
+        let sealed = session().seal(&sealer(), "sess", &NONCE).unwrap();
+        assert!(Session::open(&sealer(), "sess", sealed.as_bytes(), NOW - CLOCK_SKEW_S).is_ok());
+        assert_eq!(
+            Session::open(&sealer(), "sess", sealed.as_bytes(), NOW - CLOCK_SKEW_S - 1),
+            Err(SessionError::NotYetValid)
+        );
+    }
+
+    #[test]
+    fn session_without_email_is_rejected() {
+        let mut empty = session();
+        empty.email.clear();
+        let sealed = empty.seal(&sealer(), "sess", &NONCE).unwrap();
+        assert_eq!(Session::open(&sealer(), "sess", sealed.as_bytes(), NOW), Err(SessionError::BadContents));
+    }
+
+    #[test]
+    fn sealed_json_of_other_shape_is_rejected() {
+        let sealed = sealer().seal(Purpose::Session, "sess", br#"{"e":"a@b.c"}"#, &NONCE).unwrap();
+        assert_eq!(Session::open(&sealer(), "sess", sealed.as_bytes(), NOW), Err(SessionError::BadContents));
+    }
+
+    #[test]
+    fn login_state_checks_state_and_age() {
+        let login = LoginState::new(&[9; STATE_RANDOM_BYTES], "/deep?x=1".into(), NOW);
+        let state = login.state.expose().to_string();
+        let name = state_cookie_name("sess", &state).unwrap();
+        let sealed = login.seal(&sealer(), &name, &NONCE).unwrap();
+
+        let opened = LoginState::open(&sealer(), &name, sealed.as_bytes(), &state, NOW + 1).unwrap();
+        assert_eq!(opened.return_to, "/deep?x=1");
+
+        let mut other = state.clone();
+        other.replace_range(..1, if state.starts_with('A') { "B" } else { "A" });
+        assert_eq!(
+            LoginState::open(&sealer(), &name, sealed.as_bytes(), &other, NOW),
+            Err(StateError::Mismatch)
+        );
+        assert_eq!(
+            LoginState::open(&sealer(), &name, sealed.as_bytes(), &state, NOW + LOGIN_STATE_TTL_S),
+            Err(StateError::Expired)
+        );
+        assert!(LoginState::open(&sealer(), &name, sealed.as_bytes(), &state, NOW + LOGIN_STATE_TTL_S - 1).is_ok());
+    }
+
+    #[test]
+    fn login_state_is_bound_to_its_cookie() {
+        let login = LoginState::new(&[9; STATE_RANDOM_BYTES], "/".into(), NOW);
+        let state = login.state.expose().to_string();
+        let sealed = login.seal(&sealer(), "sess-state-AAAAAAAA", &NONCE).unwrap();
+        let result = LoginState::open(&sealer(), "sess-state-BBBBBBBB", sealed.as_bytes(), &state, NOW);
+        assert_eq!(result, Err(StateError::Unsealed(UnsealError::Forged)));
+    }
+
+    #[test]
+    fn session_value_cannot_serve_as_login_state() {
+        let sealed = session().seal(&sealer(), "sess", &NONCE).unwrap();
+        let result = LoginState::open(&sealer(), "sess", sealed.as_bytes(), "x", NOW);
+        assert_eq!(result, Err(StateError::Unsealed(UnsealError::Forged)));
+    }
+
+    #[test]
+    fn state_cookie_name_rejects_foreign_states() {
+        let state = URL_SAFE_NO_PAD.encode([1u8; STATE_RANDOM_BYTES]);
+        assert_eq!(state_cookie_name("sess", &state).unwrap(), format!("sess-state-{}", &state[..8]));
+        for bad in ["", "short", "a/b", &format!("{state}x"), &state.replace('A', "=")] {
+            assert_eq!(state_cookie_name("sess", bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn debug_output_hides_tokens() {
+        let printed = format!("{:?}", session());
+        assert!(!printed.contains("HRKU"), "{printed}");
+    }
+}
