@@ -1,0 +1,182 @@
+//! A tiny upstream app for the proxy to forward to. It records every request
+//! and responds `200` on every path: JSON describing the request when the
+//! `Accept` header contains `application/json`, otherwise an HTML page that
+//! shows the identity headers the login gate added.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+
+use crate::http::{escape_html, HttpRequest, HttpServer, Reply};
+use crate::server::RecordedRequest;
+
+/// Prefix of the identity headers the login gate sets by default.
+const IDENTITY_HEADER_PREFIX: &str = "x-heroku-";
+/// The identity header that carries the user's OAuth token; the page shows only its length.
+const TOKEN_HEADER: &str = "x-heroku-oauth-token";
+
+/// A running demo app. Dropping it stops the server.
+pub struct DemoApp {
+    requests: Arc<Mutex<Vec<RecordedRequest>>>,
+    server: HttpServer,
+}
+
+impl DemoApp {
+    /// Starts the app on a free port of 127.0.0.1.
+    pub fn start() -> io::Result<DemoApp> {
+        DemoApp::start_on("127.0.0.1:0")
+    }
+
+    pub fn start_on(addr: &str) -> io::Result<DemoApp> {
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let recorder = Arc::clone(&requests);
+        let server = HttpServer::start(
+            addr,
+            "demo-app",
+            Arc::new(move |request: &HttpRequest| {
+                recorder
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .push(RecordedRequest::from_http(request));
+                respond(request)
+            }),
+        )?;
+        Ok(DemoApp { requests, server })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.server.addr()
+    }
+
+    /// Returns `http://HOST:PORT`, without a trailing slash.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr())
+    }
+
+    /// Returns every request received so far, oldest first.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.requests.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+
+    /// Turns on or off one stderr line per request: method, path without the
+    /// query string, and status. Off by default.
+    pub fn set_request_logging(&self, enabled: bool) {
+        self.server.set_request_logging(enabled);
+    }
+}
+
+/// The JSON response body: the method, the target and the headers by lower-cased name.
+#[derive(Serialize)]
+struct EchoBody<'a> {
+    method: &'a str,
+    path: &'a str,
+    headers: BTreeMap<String, Vec<&'a str>>,
+}
+
+fn respond(request: &HttpRequest) -> Reply {
+    let wants_json = request
+        .header_values("accept")
+        .any(|accept| accept.to_ascii_lowercase().contains("application/json"));
+    if wants_json {
+        Reply::json(200, &echo_body(request))
+    } else {
+        Reply::html(200, identity_page(request))
+    }
+}
+
+fn echo_body(request: &HttpRequest) -> EchoBody<'_> {
+    let mut headers: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    for (name, value) in &request.headers {
+        headers.entry(name.to_ascii_lowercase()).or_default().push(value.as_str());
+    }
+    EchoBody { method: &request.method, path: &request.target, headers }
+}
+
+/// Renders who is signed in according to the identity headers, with a table
+/// of those headers and a link to the login gate's logout path.
+fn identity_page(request: &HttpRequest) -> String {
+    let email = request.header("x-heroku-user-email");
+    let name = request.header("x-heroku-user-name");
+    let id = request.header("x-heroku-user-id");
+
+    let mut html = String::from(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>demo-app</title>\n\
+         <style>body{font-family:sans-serif;max-width:40em;margin:2em auto}td,th{border:1px solid #ccc;padding:.2em .5em}</style>\n\
+         </head>\n<body>\n",
+    );
+    match email {
+        Some(email) => html.push_str(&format!("<h1>Signed in as {}</h1>\n", escape_html(email))),
+        None => html.push_str("<h1>Not signed in</h1>\n"),
+    }
+    if let Some(name) = name {
+        html.push_str(&format!("<p>Name: {}</p>\n", escape_html(name)));
+    }
+    if let Some(id) = id {
+        html.push_str(&format!("<p>Account id: <code>{}</code></p>\n", escape_html(id)));
+    }
+
+    let identity_headers: Vec<&(String, String)> = request
+        .headers
+        .iter()
+        .filter(|(field, _)| field.to_ascii_lowercase().starts_with(IDENTITY_HEADER_PREFIX))
+        .collect();
+    if identity_headers.is_empty() {
+        html.push_str("<p>This request carried no identity headers (<code>x-heroku-*</code>), so it did not pass through the login gate.</p>\n");
+    } else {
+        html.push_str("<table>\n<tr><th>Header</th><th>Value</th></tr>\n");
+        for (field, value) in identity_headers {
+            // Show that a token arrived without putting it on the page.
+            let shown = if field.eq_ignore_ascii_case(TOKEN_HEADER) {
+                format!("({} characters, hidden)", value.chars().count())
+            } else {
+                value.clone()
+            };
+            html.push_str(&format!(
+                "<tr><td><code>{}</code></td><td>{}</td></tr>\n",
+                escape_html(field),
+                escape_html(&shown)
+            ));
+        }
+        html.push_str("</table>\n");
+    }
+    html.push_str(&format!(
+        "<p>Request: <code>{} {}</code></p>\n<p><a href=\"/auth/heroku/logout/\">Log out</a></p>\n</body>\n</html>\n",
+        escape_html(&request.method),
+        escape_html(&request.target)
+    ));
+    html
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::test_request;
+
+    #[test]
+    fn page_escapes_header_values_and_hides_token() {
+        let request = test_request(
+            "GET",
+            "/",
+            &[
+                ("x-heroku-user-email", "<script>@example.com"),
+                ("x-heroku-oauth-token", "HRKU-secret-value"),
+            ],
+            b"",
+        );
+        let html = identity_page(&request);
+        assert!(html.contains("Signed in as &lt;script&gt;@example.com"));
+        assert!(!html.contains("<script>"));
+        assert!(!html.contains("HRKU-secret-value"));
+        assert!(html.contains("(17 characters, hidden)"));
+    }
+
+    #[test]
+    fn page_says_when_identity_headers_are_missing() {
+        let html = identity_page(&test_request("GET", "/", &[("Accept", "text/html")], b""));
+        assert!(html.contains("Not signed in"));
+        assert!(html.contains("carried no identity headers"));
+    }
+}
