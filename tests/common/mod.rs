@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+#[allow(unused_imports)]
 pub use heroku_standin::{Approval, Config as StandinConfig, DemoApp, Endpoint, Fault, Standin};
 
 pub const CLIENT_ID: &str = "standin-client-id";

@@ -107,8 +107,16 @@ impl Default for Config {
 /// neither, so that clients meet a `null` name.
 fn default_users() -> Vec<User> {
     vec![
-        User::new("ada@example.com", Some("Ada Lovelace"), &["analytical-engine"]),
-        User::new("grace@heroku.com", Some("Grace Hopper"), &["cobol", "navy-research"]),
+        User::new(
+            "ada@example.com",
+            Some("Ada Lovelace"),
+            &["analytical-engine"],
+        ),
+        User::new(
+            "grace@heroku.com",
+            Some("Grace Hopper"),
+            &["cobol", "navy-research"],
+        ),
         User::new("anonymous@example.com", None, &[]),
     ]
 }
@@ -133,7 +141,9 @@ pub fn parse_users_json(text: &str) -> Result<Vec<User>, String> {
     let entries: Vec<UserEntry> =
         serde_json::from_str(text).map_err(|error| format!("invalid users JSON: {error}"))?;
     if entries.is_empty() {
-        return Err("the users list is empty; give at least one {\"email\": ...} entry".to_string());
+        return Err(
+            "the users list is empty; give at least one {\"email\": ...} entry".to_string(),
+        );
     }
 
     let mut users = Vec::with_capacity(entries.len());
@@ -145,7 +155,12 @@ pub fn parse_users_json(text: &str) -> Result<Vec<User>, String> {
             ));
         }
         let id = entry.id.unwrap_or_else(|| User::id_for_email(&entry.email));
-        users.push(User { id, email: entry.email, name: entry.name, teams: entry.teams });
+        users.push(User {
+            id,
+            email: entry.email,
+            name: entry.name,
+            teams: entry.teams,
+        });
     }
     Ok(users)
 }
@@ -189,8 +204,12 @@ mod tests {
     #[test]
     fn users_json_rejects_bad_input() {
         assert!(parse_users_json("[]").unwrap_err().contains("empty"));
-        assert!(parse_users_json(r#"[{"email":"no-at-sign"}]"#).unwrap_err().contains("user 0"));
-        assert!(parse_users_json(r#"[{"email":"a@b","role":"x"}]"#).unwrap_err().contains("invalid users JSON"));
+        assert!(parse_users_json(r#"[{"email":"no-at-sign"}]"#)
+            .unwrap_err()
+            .contains("user 0"));
+        assert!(parse_users_json(r#"[{"email":"a@b","role":"x"}]"#)
+            .unwrap_err()
+            .contains("invalid users JSON"));
     }
 
     #[test]

@@ -58,7 +58,10 @@ impl DemoApp {
 
     /// Returns every request received so far, oldest first.
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.requests.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+        self.requests
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 
     /// Turns on or off one stderr line per request: method, path without the
@@ -90,9 +93,16 @@ fn respond(request: &HttpRequest) -> Reply {
 fn echo_body(request: &HttpRequest) -> EchoBody<'_> {
     let mut headers: BTreeMap<String, Vec<&str>> = BTreeMap::new();
     for (name, value) in &request.headers {
-        headers.entry(name.to_ascii_lowercase()).or_default().push(value.as_str());
+        headers
+            .entry(name.to_ascii_lowercase())
+            .or_default()
+            .push(value.as_str());
     }
-    EchoBody { method: &request.method, path: &request.target, headers }
+    EchoBody {
+        method: &request.method,
+        path: &request.target,
+        headers,
+    }
 }
 
 /// Renders who is signed in according to the identity headers, with a table
@@ -115,13 +125,20 @@ fn identity_page(request: &HttpRequest) -> String {
         html.push_str(&format!("<p>Name: {}</p>\n", escape_html(name)));
     }
     if let Some(id) = id {
-        html.push_str(&format!("<p>Account id: <code>{}</code></p>\n", escape_html(id)));
+        html.push_str(&format!(
+            "<p>Account id: <code>{}</code></p>\n",
+            escape_html(id)
+        ));
     }
 
     let identity_headers: Vec<&(String, String)> = request
         .headers
         .iter()
-        .filter(|(field, _)| field.to_ascii_lowercase().starts_with(IDENTITY_HEADER_PREFIX))
+        .filter(|(field, _)| {
+            field
+                .to_ascii_lowercase()
+                .starts_with(IDENTITY_HEADER_PREFIX)
+        })
         .collect();
     if identity_headers.is_empty() {
         html.push_str("<p>This request carried no identity headers (<code>x-heroku-*</code>), so it did not pass through the login gate.</p>\n");
@@ -129,7 +146,7 @@ fn identity_page(request: &HttpRequest) -> String {
         html.push_str("<table>\n<tr><th>Header</th><th>Value</th></tr>\n");
         for (field, value) in identity_headers {
             // Show that a token arrived without putting it on the page.
-            let shown = if field.eq_ignore_ascii_case(TOKEN_HEADER) {
+            let displayed_value = if field.eq_ignore_ascii_case(TOKEN_HEADER) {
                 format!("({} characters, hidden)", value.chars().count())
             } else {
                 value.clone()
@@ -137,7 +154,7 @@ fn identity_page(request: &HttpRequest) -> String {
             html.push_str(&format!(
                 "<tr><td><code>{}</code></td><td>{}</td></tr>\n",
                 escape_html(field),
-                escape_html(&shown)
+                escape_html(&displayed_value)
             ));
         }
         html.push_str("</table>\n");

@@ -4,7 +4,9 @@ use std::time::Instant;
 
 use crate::http::{error_reply, ErrorBody, HttpRequest, Reply};
 use crate::oauth::{INVALID_GRANT_MESSAGE, MISSING_SECRET_MESSAGE};
-use crate::platform::{self, INVALID_CREDENTIALS_MESSAGE, RATE_LIMIT_MESSAGE, RATE_LIMIT_URL, SCOPE_MESSAGE};
+use crate::platform::{
+    self, INVALID_CREDENTIALS_MESSAGE, RATE_LIMIT_MESSAGE, RATE_LIMIT_URL, SCOPE_MESSAGE,
+};
 use crate::server::Endpoint;
 use crate::state::State;
 
@@ -20,7 +22,13 @@ use crate::state::State;
 /// - 4xx on the authorize endpoint: a plain-text body, because browsers
 ///   are the clients there.
 /// - Anything below 400: the status with an empty body.
-pub(crate) fn fault_reply(state: &mut State, endpoint: Endpoint, status: u16, request: &HttpRequest, now: Instant) -> Reply {
+pub(crate) fn fault_reply(
+    state: &mut State,
+    endpoint: Endpoint,
+    status: u16,
+    request: &HttpRequest,
+    now: Instant,
+) -> Reply {
     if status < 400 {
         return Reply::new(status);
     }
@@ -29,10 +37,16 @@ pub(crate) fn fault_reply(state: &mut State, endpoint: Endpoint, status: u16, re
     }
 
     match endpoint {
-        Endpoint::Authorize => Reply::text(status, &format!("{status} {}\n", reason_phrase(status))),
+        Endpoint::Authorize => {
+            Reply::text(status, &format!("{status} {}\n", reason_phrase(status)))
+        }
         Endpoint::Token => token_fault(status),
         Endpoint::Account | Endpoint::Teams => {
-            let remaining = if status == 429 { 0 } else { platform::remaining_for_request(state, request, now) };
+            let remaining = if status == 429 {
+                0
+            } else {
+                platform::remaining_for_request(state, request, now)
+            };
             platform::with_api_headers(api_fault(status), remaining)
         }
     }
@@ -53,7 +67,11 @@ fn api_fault(status: u16) -> Reply {
         403 => error_reply(403, "forbidden", SCOPE_MESSAGE),
         429 => Reply::json(
             429,
-            &ErrorBody { id: "rate_limit", message: RATE_LIMIT_MESSAGE, url: Some(RATE_LIMIT_URL) },
+            &ErrorBody {
+                id: "rate_limit",
+                message: RATE_LIMIT_MESSAGE,
+                url: Some(RATE_LIMIT_URL),
+            },
         ),
         _ => generic_error(status),
     }
@@ -74,9 +92,16 @@ fn generic_error(status: u16) -> Reply {
         416 => "requested_range_not_satisfiable".to_string(),
         422 => "invalid_params".to_string(),
         429 => "rate_limit".to_string(),
-        _ => reason_phrase(status).to_ascii_lowercase().replace([' ', '-'], "_").replace('\'', ""),
+        _ => reason_phrase(status)
+            .to_ascii_lowercase()
+            .replace([' ', '-'], "_")
+            .replace('\'', ""),
     };
-    error_reply(status, &id, &format!("{} (fault set on the stand-in).", reason_phrase(status)))
+    error_reply(
+        status,
+        &id,
+        &format!("{} (fault set on the stand-in).", reason_phrase(status)),
+    )
 }
 
 /// Returns the standard reason phrase of a status, or "Unknown Status".
@@ -145,19 +170,28 @@ mod tests {
     #[test]
     fn server_error_fault_is_plain_text() {
         let reply = reply_for(Endpoint::Token, 503);
-        assert_eq!(reply.header_value("Content-Type"), Some("text/plain; charset=utf-8"));
+        assert_eq!(
+            reply.header_value("Content-Type"),
+            Some("text/plain; charset=utf-8")
+        );
         assert_eq!(reply.body, b"503 Service Unavailable\n");
     }
 
     #[test]
     fn token_forbidden_fault_is_bare_text() {
         let reply = reply_for(Endpoint::Token, 403);
-        assert!(reply.header_value("Content-Type").unwrap().starts_with("text/plain"));
+        assert!(reply
+            .header_value("Content-Type")
+            .unwrap()
+            .starts_with("text/plain"));
     }
 
     #[test]
     fn unlisted_status_gets_snake_case_id() {
         assert_eq!(body(&reply_for(Endpoint::Teams, 418))["id"], "im_a_teapot");
-        assert_eq!(body(&reply_for(Endpoint::Token, 405))["id"], "method_not_allowed");
+        assert_eq!(
+            body(&reply_for(Endpoint::Token, 405))["id"],
+            "method_not_allowed"
+        );
     }
 }

@@ -3,10 +3,11 @@
 //! parameters, and a server that handles each request on its own thread.
 
 use std::io::{self, Cursor, Read};
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -29,7 +30,9 @@ pub(crate) struct HttpRequest {
 impl HttpRequest {
     /// Returns the path without the query string.
     pub fn path(&self) -> &str {
-        self.target.split_once('?').map_or(self.target.as_str(), |(path, _)| path)
+        self.target
+            .split_once('?')
+            .map_or(self.target.as_str(), |(path, _)| path)
     }
 
     pub fn query(&self) -> &str {
@@ -82,7 +85,12 @@ impl HttpRequest {
 
 /// Returns the lower-cased media type of a `Content-Type` value, without parameters.
 fn media_type(content_type: &str) -> String {
-    content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
 }
 
 /// URL-encoded parameters in their original order.
@@ -96,7 +104,11 @@ impl Params {
 
     /// Returns the last value given for `name`, as Rack does for repeated keys.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().rev().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
+        self.0
+            .iter()
+            .rev()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
     }
 }
 
@@ -110,13 +122,21 @@ pub(crate) struct Reply {
 
 impl Reply {
     pub fn new(status: u16) -> Reply {
-        Reply { status, headers: Vec::new(), body: Vec::new() }
+        Reply {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
     }
 
     /// Creates a reply with a body of the given content type; an empty
     /// content type sends no `Content-Type` header.
     pub fn with_body(status: u16, content_type: &str, body: Vec<u8>) -> Reply {
-        let reply = Reply { status, headers: Vec::new(), body };
+        let reply = Reply {
+            status,
+            headers: Vec::new(),
+            body,
+        };
         if content_type.is_empty() {
             reply
         } else {
@@ -134,7 +154,11 @@ impl Reply {
     }
 
     pub fn text(status: u16, text: &str) -> Reply {
-        Reply::with_body(status, "text/plain; charset=utf-8", text.as_bytes().to_vec())
+        Reply::with_body(
+            status,
+            "text/plain; charset=utf-8",
+            text.as_bytes().to_vec(),
+        )
     }
 
     pub fn html(status: u16, html: String) -> Reply {
@@ -170,7 +194,14 @@ pub(crate) struct ErrorBody<'a> {
 }
 
 pub(crate) fn error_reply(status: u16, id: &str, message: &str) -> Reply {
-    Reply::json(status, &ErrorBody { id, message, url: None })
+    Reply::json(
+        status,
+        &ErrorBody {
+            id,
+            message,
+            url: None,
+        },
+    )
 }
 
 /// Escapes text for use in HTML element content and quoted attribute values.
@@ -192,11 +223,16 @@ pub(crate) fn escape_html(text: &str) -> String {
 /// Request handler shared by all request threads of a server.
 pub(crate) type Handler = dyn Fn(&HttpRequest) -> Reply + Send + Sync;
 
+/// Maximum time `Drop` waits for the listening socket to close.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// A tiny_http server whose acceptor thread starts one thread per request, so
-/// that a slow reply does not hold up others. Dropping it stops accepting and
-/// joins the acceptor; request threads still running finish on their own.
+/// that a slow reply does not hold up others. Dropping it stops accepting,
+/// joins the acceptor and waits for the port to close. Request threads still
+/// running finish on their own.
 pub(crate) struct HttpServer {
-    server: Arc<tiny_http::Server>,
+    /// Always `Some` until `Drop` takes it.
+    server: Option<Arc<tiny_http::Server>>,
     addr: SocketAddr,
     stopping: Arc<AtomicBool>,
     log_requests: Arc<AtomicBool>,
@@ -207,11 +243,18 @@ impl HttpServer {
     /// Binds `addr` and starts serving with `handler`. `name` prefixes the
     /// thread names and the request log lines.
     pub fn start(addr: &str, name: &'static str, handler: Arc<Handler>) -> io::Result<HttpServer> {
-        let server = tiny_http::Server::http(addr)
-            .map_err(|error| io::Error::new(io::ErrorKind::AddrNotAvailable, format!("failed to listen on {addr}: {error}")))?;
+        let server = tiny_http::Server::http(addr).map_err(|error| {
+            io::Error::new(
+                io::ErrorKind::AddrNotAvailable,
+                format!("failed to listen on {addr}: {error}"),
+            )
+        })?;
         let server = Arc::new(server);
         let bound = server.server_addr().to_ip().ok_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidInput, format!("{addr} is not an IP socket address"))
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{addr} is not an IP socket address"),
+            )
         })?;
 
         let stopping = Arc::new(AtomicBool::new(false));
@@ -225,7 +268,13 @@ impl HttpServer {
                 .spawn(move || accept_loop(&server, &stopping, &log_requests, name, handler))?
         };
 
-        Ok(HttpServer { server, addr: bound, stopping, log_requests, acceptor: Some(acceptor) })
+        Ok(HttpServer {
+            server: Some(server),
+            addr: bound,
+            stopping,
+            log_requests,
+            acceptor: Some(acceptor),
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -240,11 +289,33 @@ impl HttpServer {
 impl Drop for HttpServer {
     fn drop(&mut self) {
         self.stopping.store(true, Ordering::SeqCst);
-        self.server.unblock();
+        if let Some(server) = &self.server {
+            server.unblock();
+        }
         if let Some(acceptor) = self.acceptor.take() {
             let _ = acceptor.join();
         }
+
+        // The acceptor held the only other reference, so this drops the tiny_http server.
+        self.server = None;
+        wait_until_closed(self.addr);
     }
+}
+
+/// Waits until `addr` refuses connections, at most [`CLOSE_TIMEOUT`].
+/// tiny_http closes its listening socket on its own thread shortly after the
+/// server is dropped, and a caller may want to bind the same port again.
+fn wait_until_closed(addr: SocketAddr) {
+    let deadline = Instant::now() + CLOSE_TIMEOUT;
+    while Instant::now() < deadline {
+        match TcpStream::connect_timeout(&addr, Duration::from_millis(100)) {
+            Err(_) => return,
+            Ok(_) => thread::sleep(Duration::from_millis(5)),
+        }
+    }
+    eprintln!(
+        "{addr}: the listening socket is still open {CLOSE_TIMEOUT:?} after the server was dropped"
+    );
 }
 
 fn accept_loop(
@@ -274,7 +345,12 @@ fn accept_loop(
     }
 }
 
-fn serve_one(mut request: tiny_http::Request, handler: &Handler, log_requests: &AtomicBool, name: &str) {
+fn serve_one(
+    mut request: tiny_http::Request,
+    handler: &Handler,
+    log_requests: &AtomicBool,
+    name: &str,
+) {
     let reply = match read_request(&mut request) {
         Ok(http_request) => handler(&http_request),
         Err(reply) => reply,
@@ -295,7 +371,9 @@ fn serve_one(mut request: tiny_http::Request, handler: &Handler, log_requests: &
         }
         match tiny_http::Header::from_bytes(field.as_bytes(), value.as_bytes()) {
             Ok(header) => headers.push(header),
-            Err(()) => eprintln!("{name}: dropped response header {field:?}: not valid ASCII header text"),
+            Err(()) => {
+                eprintln!("{name}: dropped response header {field:?}: not valid ASCII header text")
+            }
         }
     }
     let length = reply.body.len();
@@ -314,12 +392,21 @@ fn serve_one(mut request: tiny_http::Request, handler: &Handler, log_requests: &
 /// reply when the body is too large or unreadable.
 fn read_request(request: &mut tiny_http::Request) -> Result<HttpRequest, Reply> {
     let mut body = Vec::new();
-    let read = request.as_reader().take(MAX_BODY_BYTES + 1).read_to_end(&mut body);
+    let read = request
+        .as_reader()
+        .take(MAX_BODY_BYTES + 1)
+        .read_to_end(&mut body);
     if let Err(error) = read {
-        return Err(Reply::text(400, &format!("failed to read the request body: {error}")));
+        return Err(Reply::text(
+            400,
+            &format!("failed to read the request body: {error}"),
+        ));
     }
     if body.len() as u64 > MAX_BODY_BYTES {
-        return Err(Reply::text(413, &format!("request body exceeds {MAX_BODY_BYTES} bytes")));
+        return Err(Reply::text(
+            413,
+            &format!("request body exceeds {MAX_BODY_BYTES} bytes"),
+        ));
     }
 
     let version = request.http_version();
@@ -330,19 +417,32 @@ fn read_request(request: &mut tiny_http::Request) -> Result<HttpRequest, Reply> 
         headers: request
             .headers()
             .iter()
-            .map(|header| (header.field.as_str().as_str().to_string(), header.value.as_str().to_string()))
+            .map(|header| {
+                (
+                    header.field.as_str().as_str().to_string(),
+                    header.value.as_str().to_string(),
+                )
+            })
             .collect(),
         body,
     })
 }
 
 #[cfg(test)]
-pub(crate) fn test_request(method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> HttpRequest {
+pub(crate) fn test_request(
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> HttpRequest {
     HttpRequest {
         method: method.to_string(),
         target: target.to_string(),
         http_version: (1, 1),
-        headers: headers.iter().map(|(name, value)| (name.to_string(), value.to_string())).collect(),
+        headers: headers
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect(),
         body: body.to_vec(),
     }
 }
@@ -356,7 +456,10 @@ mod tests {
         let request = test_request(
             "POST",
             "/oauth/token?code=from-query&grant_type=authorization_code",
-            &[("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")],
+            &[(
+                "Content-Type",
+                "application/x-www-form-urlencoded; charset=utf-8",
+            )],
             b"code=from-body",
         );
         let params = request.query_and_form_params();
@@ -366,7 +469,12 @@ mod tests {
 
     #[test]
     fn json_body_is_not_read_as_form() {
-        let request = test_request("POST", "/oauth/token?code=q", &[("Content-Type", "application/json")], b"code=b");
+        let request = test_request(
+            "POST",
+            "/oauth/token?code=q",
+            &[("Content-Type", "application/json")],
+            b"code=b",
+        );
         assert_eq!(request.query_and_form_params().get("code"), Some("q"));
     }
 
@@ -378,6 +486,9 @@ mod tests {
 
     #[test]
     fn escape_html_escapes_markup_and_quotes() {
-        assert_eq!(escape_html(r#"<a href="x">'&'</a>"#), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
+        assert_eq!(
+            escape_html(r#"<a href="x">'&'</a>"#),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
     }
 }

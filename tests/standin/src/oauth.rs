@@ -80,10 +80,15 @@ fn authorize_get(state: &mut State, request: &HttpRequest, now: Instant) -> Repl
         // Deny carries no state, like the Deny link on Heroku's consent page.
         Approval::Deny => Reply::redirect(302, &deny_uri(&state.client.redirect_uri)),
         Approval::AutoApprove => match state.current_user {
-            Some(user_index) => issue_code_and_redirect(state, &authorize_request, user_index, 302, now),
+            Some(user_index) => {
+                issue_code_and_redirect(state, &authorize_request, user_index, 302, now)
+            }
             None => pages::redirect_to_login("Log in to authorize this client."),
         },
-        Approval::Prompt => Reply::html(200, pages::consent_page(state, &ConsentForm::new(&authorize_request))),
+        Approval::Prompt => Reply::html(
+            200,
+            pages::consent_page(state, &ConsentForm::new(&authorize_request)),
+        ),
     }
 }
 
@@ -96,17 +101,24 @@ fn authorize_post(state: &mut State, request: &HttpRequest, now: Instant) -> Rep
         Err(reply) => return reply,
     };
     if params.get("authorize") != Some("Allow") {
-        return Reply::html(200, pages::consent_page(state, &ConsentForm::new(&authorize_request)));
+        return Reply::html(
+            200,
+            pages::consent_page(state, &ConsentForm::new(&authorize_request)),
+        );
     }
 
     // A typed email wins over the radio choice; with neither, the current user allows.
-    let typed = params.get("email").map(str::trim).filter(|email| !email.is_empty());
+    let typed = params
+        .get("email")
+        .map(str::trim)
+        .filter(|email| !email.is_empty());
     let chosen = typed.or_else(|| params.get("user").filter(|email| !email.is_empty()));
     let user_index = match chosen {
         Some(email) if is_usable_email(email) => state.find_or_add_user(email),
         Some(email) => {
-            let form = ConsentForm::new(&authorize_request)
-                .with_error(format!("{email:?} is not a usable email; enter one like name@example.com."));
+            let form = ConsentForm::new(&authorize_request).with_error(format!(
+                "{email:?} is not a usable email; enter one like name@example.com."
+            ));
             return Reply::html(422, pages::consent_page(state, &form));
         }
         None => match state.current_user {
@@ -117,7 +129,11 @@ fn authorize_post(state: &mut State, request: &HttpRequest, now: Instant) -> Rep
     state.current_user = Some(user_index);
 
     // Sinatra redirects a POST with 303 over HTTP/1.1 and with 302 over HTTP/1.0.
-    let status = if request.is_http11_or_later() { 303 } else { 302 };
+    let status = if request.is_http11_or_later() {
+        303
+    } else {
+        302
+    };
     issue_code_and_redirect(state, &authorize_request, user_index, status, now)
 }
 
@@ -208,9 +224,13 @@ pub(crate) fn merge_query(uri: &str, params: &[(&str, &str)]) -> String {
         Some((rest, fragment)) => (rest, Some(fragment)),
         None => (uri, None),
     };
-    let (base, query) = without_fragment.split_once('?').unwrap_or((without_fragment, ""));
+    let (base, query) = without_fragment
+        .split_once('?')
+        .unwrap_or((without_fragment, ""));
 
-    let mut pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+    let mut pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
     for (name, value) in params {
         let mut replaced = false;
         pairs.retain_mut(|(key, existing)| {
@@ -229,7 +249,9 @@ pub(crate) fn merge_query(uri: &str, params: &[(&str, &str)]) -> String {
         }
     }
 
-    let query = form_urlencoded::Serializer::new(String::new()).extend_pairs(&pairs).finish();
+    let query = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(&pairs)
+        .finish();
     match fragment {
         Some(fragment) => format!("{base}?{query}#{fragment}"),
         None => format!("{base}?{query}"),
@@ -264,7 +286,9 @@ pub(crate) fn token(state: &mut State, request: &HttpRequest, now: Instant) -> R
             return error_reply(
                 400,
                 "bad_request",
-                &format!("Unsupported grant_type {other:?}; use authorization_code or refresh_token."),
+                &format!(
+                    "Unsupported grant_type {other:?}; use authorization_code or refresh_token."
+                ),
             )
         }
     };
@@ -286,7 +310,9 @@ fn missing_parameter(name: &str) -> Reply {
 /// `client_secret` parameter. This is heroku/identity's order.
 fn client_secret(request: &HttpRequest, params: &Params) -> Option<String> {
     if let Some(credentials) = request.header("authorization").and_then(basic_credentials) {
-        return credentials.split_once(':').map(|(_, password)| password.to_string());
+        return credentials
+            .split_once(':')
+            .map(|(_, password)| password.to_string());
     }
     params.get("client_secret").map(str::to_string)
 }
@@ -314,7 +340,10 @@ mod tests {
 
     #[test]
     fn scope_splits_on_commas_and_spaces() {
-        assert_eq!(parse_scope(Some("read, identity,read  global")), vec!["global", "identity", "read"]);
+        assert_eq!(
+            parse_scope(Some("read, identity,read  global")),
+            vec!["global", "identity", "read"]
+        );
         assert_eq!(parse_scope(None), vec!["global"]);
         assert_eq!(parse_scope(Some(" ")), vec!["global"]);
     }
@@ -322,16 +351,28 @@ mod tests {
     #[test]
     fn merge_query_keeps_existing_query_and_fragment() {
         assert_eq!(
-            merge_query("http://app.test/cb?a=1&state=old#top", &[("code", "c"), ("state", "x y")]),
+            merge_query(
+                "http://app.test/cb?a=1&state=old#top",
+                &[("code", "c"), ("state", "x y")]
+            ),
             "http://app.test/cb?a=1&state=x+y&code=c#top"
         );
-        assert_eq!(merge_query("http://app.test/cb", &[("error", "access_denied")]), "http://app.test/cb?error=access_denied");
+        assert_eq!(
+            merge_query("http://app.test/cb", &[("error", "access_denied")]),
+            "http://app.test/cb?error=access_denied"
+        );
     }
 
     #[test]
     fn basic_credentials_decode_with_or_without_padding() {
-        assert_eq!(basic_credentials("Basic aWQ6c2VjcmV0").as_deref(), Some("id:secret"));
-        assert_eq!(basic_credentials("basic aWQ6c2VjcmV0").as_deref(), Some("id:secret"));
+        assert_eq!(
+            basic_credentials("Basic aWQ6c2VjcmV0").as_deref(),
+            Some("id:secret")
+        );
+        assert_eq!(
+            basic_credentials("basic aWQ6c2VjcmV0").as_deref(),
+            Some("id:secret")
+        );
         assert_eq!(basic_credentials("Basic aWQ6cw").as_deref(), Some("id:s"));
         assert_eq!(basic_credentials("Bearer abc"), None);
     }

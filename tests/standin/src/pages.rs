@@ -25,7 +25,11 @@ const SAFE_LOGOUT_HOSTS: &[&str] = &[
 ];
 
 /// Cookies id.heroku.com clears on logout.
-const SESSION_COOKIES: &[&str] = &["heroku_session", "heroku_session_nonce", "heroku_user_session"];
+const SESSION_COOKIES: &[&str] = &[
+    "heroku_session",
+    "heroku_session_nonce",
+    "heroku_user_session",
+];
 
 /// What the consent page shows and sends back in hidden fields.
 pub(crate) struct ConsentForm<'a> {
@@ -35,7 +39,10 @@ pub(crate) struct ConsentForm<'a> {
 
 impl<'a> ConsentForm<'a> {
     pub fn new(request: &'a AuthorizeRequest) -> ConsentForm<'a> {
-        ConsentForm { request, error: None }
+        ConsentForm {
+            request,
+            error: None,
+        }
     }
 
     pub fn with_error(mut self, error: String) -> ConsentForm<'a> {
@@ -60,13 +67,21 @@ pub(crate) fn consent_page(state: &State, form: &ConsentForm<'_>) -> String {
             .find(|(known, _)| known == scope)
             .map(|(_, description)| description.to_string())
             .unwrap_or_else(|| format!("Unknown scope: {scope}"));
-        html.push_str(&format!("<li><code>{}</code>: {}</li>\n", escape_html(scope), escape_html(&description)));
+        html.push_str(&format!(
+            "<li><code>{}</code>: {}</li>\n",
+            escape_html(scope),
+            escape_html(&description)
+        ));
     }
     html.push_str("</ul>\n");
 
     html.push_str("<form method=\"post\" action=\"/oauth/authorize\">\n<fieldset><legend>Sign in as</legend>\n");
     for (index, user) in state.users.iter().enumerate() {
-        let checked = if state.current_user == Some(index) { " checked" } else { "" };
+        let checked = if state.current_user == Some(index) {
+            " checked"
+        } else {
+            ""
+        };
         let label = match &user.name {
             Some(name) => format!("{} &lt;{}&gt;", escape_html(name), escape_html(&user.email)),
             None => escape_html(&user.email),
@@ -89,7 +104,10 @@ pub(crate) fn consent_page(state: &State, form: &ConsentForm<'_>) -> String {
     ];
     for (name, value) in hidden {
         if let Some(value) = value {
-            html.push_str(&format!("<input type=\"hidden\" name=\"{name}\" value=\"{}\">\n", escape_html(value)));
+            html.push_str(&format!(
+                "<input type=\"hidden\" name=\"{name}\" value=\"{}\">\n",
+                escape_html(value)
+            ));
         }
     }
     html.push_str(&format!(
@@ -103,8 +121,10 @@ pub(crate) fn consent_page(state: &State, form: &ConsentForm<'_>) -> String {
 /// Redirects to `/login` with a message for the login page.
 pub(crate) fn redirect_to_login(message: &str) -> Reply {
     let encoded: String = form_urlencoded::byte_serialize(message.as_bytes()).collect();
-    Reply::redirect(302, "/login")
-        .header("Set-Cookie", &format!("{FLASH_COOKIE}={encoded}; Path=/login; HttpOnly; SameSite=Lax"))
+    Reply::redirect(302, "/login").header(
+        "Set-Cookie",
+        &format!("{FLASH_COOKIE}={encoded}; Path=/login; HttpOnly; SameSite=Lax"),
+    )
 }
 
 /// Renders `/login`: who is logged in, the pending message, and a form to
@@ -113,11 +133,17 @@ pub(crate) fn login_page(state: &State, request: &HttpRequest) -> Reply {
     let mut html = page_head("heroku-standin login");
     let flash = read_flash(request);
     if let Some(message) = &flash {
-        html.push_str(&format!("<p class=\"error\">{}</p>\n", escape_html(message)));
+        html.push_str(&format!(
+            "<p class=\"error\">{}</p>\n",
+            escape_html(message)
+        ));
     }
 
     match state.current_user.and_then(|index| state.users.get(index)) {
-        Some(user) => html.push_str(&format!("<p>Logged in as <strong>{}</strong>.</p>\n", escape_html(&user.email))),
+        Some(user) => html.push_str(&format!(
+            "<p>Logged in as <strong>{}</strong>.</p>\n",
+            escape_html(&user.email)
+        )),
         None => html.push_str("<p>Nobody is logged in.</p>\n"),
     }
     html.push_str(
@@ -129,7 +155,10 @@ pub(crate) fn login_page(state: &State, request: &HttpRequest) -> Reply {
 
     let reply = Reply::html(200, html);
     if flash.is_some() {
-        reply.header("Set-Cookie", &format!("{FLASH_COOKIE}=; Path=/login; Max-Age=0"))
+        reply.header(
+            "Set-Cookie",
+            &format!("{FLASH_COOKIE}=; Path=/login; Max-Age=0"),
+        )
     } else {
         reply
     }
@@ -140,11 +169,17 @@ pub(crate) fn login_submit(state: &mut State, request: &HttpRequest) -> Reply {
     let params = request.query_and_form_params();
     let email = params.get("email").map(str::trim).unwrap_or("");
     if !is_usable_email(email) {
-        return redirect_to_login(&format!("{email:?} is not a usable email; enter one like name@example.com."));
+        return redirect_to_login(&format!(
+            "{email:?} is not a usable email; enter one like name@example.com."
+        ));
     }
     let index = state.find_or_add_user(email);
     state.current_user = Some(index);
-    let status = if request.is_http11_or_later() { 303 } else { 302 };
+    let status = if request.is_http11_or_later() {
+        303
+    } else {
+        302
+    };
     Reply::redirect(status, "/login")
 }
 
@@ -154,7 +189,10 @@ pub(crate) fn login_submit(state: &mut State, request: &HttpRequest) -> Reply {
 /// still succeed.
 pub(crate) fn logout(request: &HttpRequest) -> Reply {
     let params = request.query_params();
-    let location = params.get("url").filter(|url| is_safe_logout_url(url)).unwrap_or("/login");
+    let location = params
+        .get("url")
+        .filter(|url| is_safe_logout_url(url))
+        .unwrap_or("/login");
     let mut reply = Reply::redirect(302, location);
     for cookie in SESSION_COOKIES {
         reply = reply.header("Set-Cookie", &format!("{cookie}=; Path=/; Max-Age=0"));
@@ -180,7 +218,9 @@ fn is_safe_logout_url(url: &str) -> bool {
         return false;
     }
     let host = authority.split(':').next().unwrap_or("");
-    SAFE_LOGOUT_HOSTS.iter().any(|safe| safe.eq_ignore_ascii_case(host))
+    SAFE_LOGOUT_HOSTS
+        .iter()
+        .any(|safe| safe.eq_ignore_ascii_case(host))
 }
 
 fn read_flash(request: &HttpRequest) -> Option<String> {
@@ -194,7 +234,9 @@ fn read_flash(request: &HttpRequest) -> Option<String> {
         return None;
     }
     // The value was written by `byte_serialize`, so form decoding reverses it.
-    let decoded = form_urlencoded::parse(format!("m={value}").as_bytes()).next().map(|(_, message)| message.into_owned());
+    let decoded = form_urlencoded::parse(format!("m={value}").as_bytes())
+        .next()
+        .map(|(_, message)| message.into_owned());
     decoded.filter(|message| !message.is_empty())
 }
 
@@ -216,8 +258,16 @@ mod tests {
 
     #[test]
     fn logout_redirects_only_to_heroku_hosts() {
-        let safe = logout(&test_request("GET", "/logout?url=https%3A%2F%2Fdevcenter.heroku.com%2Fx", &[], b""));
-        assert_eq!(safe.header_value("Location"), Some("https://devcenter.heroku.com/x"));
+        let safe = logout(&test_request(
+            "GET",
+            "/logout?url=https%3A%2F%2Fdevcenter.heroku.com%2Fx",
+            &[],
+            b"",
+        ));
+        assert_eq!(
+            safe.header_value("Location"),
+            Some("https://devcenter.heroku.com/x")
+        );
 
         let unsafe_urls = [
             "https://evil.test/",
@@ -226,7 +276,10 @@ mod tests {
             "https://api.heroku.com/\r\nSet-Cookie: x=1",
         ];
         for url in unsafe_urls {
-            let target = format!("/logout?url={}", form_urlencoded::byte_serialize(url.as_bytes()).collect::<String>());
+            let target = format!(
+                "/logout?url={}",
+                form_urlencoded::byte_serialize(url.as_bytes()).collect::<String>()
+            );
             let reply = logout(&test_request("GET", &target, &[], b""));
             assert_eq!(reply.header_value("Location"), Some("/login"), "{url}");
         }
@@ -237,7 +290,15 @@ mod tests {
         let reply = redirect_to_login("Unknown OAuth client.");
         let set_cookie = reply.header_value("Set-Cookie").unwrap();
         let cookie = set_cookie.split(';').next().unwrap();
-        let request = test_request("GET", "/login", &[("Cookie", &format!("other=1; {cookie}"))], b"");
-        assert_eq!(read_flash(&request).as_deref(), Some("Unknown OAuth client."));
+        let request = test_request(
+            "GET",
+            "/login",
+            &[("Cookie", &format!("other=1; {cookie}"))],
+            b"",
+        );
+        assert_eq!(
+            read_flash(&request).as_deref(),
+            Some("Unknown OAuth client.")
+        );
     }
 }

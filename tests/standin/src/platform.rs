@@ -18,10 +18,12 @@ use crate::server::{not_found, Endpoint};
 use crate::state::{Authorization, State, RATE_LIMIT_POOL};
 
 pub(crate) const INVALID_CREDENTIALS_MESSAGE: &str = "Invalid credentials provided.";
-pub(crate) const SCOPE_MESSAGE: &str = "The scope of this OAuth authorization does not allow access to this resource.";
+pub(crate) const SCOPE_MESSAGE: &str =
+    "The scope of this OAuth authorization does not allow access to this resource.";
 /// NOTE: Heroku's wording comes from a secondary source, not from Heroku's own documentation.
 pub(crate) const RATE_LIMIT_MESSAGE: &str = "Your account reached the API rate limit";
-pub(crate) const RATE_LIMIT_URL: &str = "https://devcenter.heroku.com/articles/platform-api-reference#rate-limits";
+pub(crate) const RATE_LIMIT_URL: &str =
+    "https://devcenter.heroku.com/articles/platform-api-reference#rate-limits";
 
 const ACCEPT_MESSAGE: &str =
     "The Accept header must request application/vnd.heroku+json; version=3, the only API version this server provides.";
@@ -30,7 +32,12 @@ const ACCEPT_MESSAGE: &str =
 const FIXED_TIMESTAMP: &str = "2012-01-01T12:00:00Z";
 
 /// Handles a request to the [`Endpoint::Account`] or [`Endpoint::Teams`] paths.
-pub(crate) fn handle(state: &mut State, endpoint: Endpoint, request: &HttpRequest, now: Instant) -> Reply {
+pub(crate) fn handle(
+    state: &mut State,
+    endpoint: Endpoint,
+    request: &HttpRequest,
+    now: Instant,
+) -> Reply {
     let anonymous_remaining = RATE_LIMIT_POOL as u32;
 
     // 1. Only GET exists on these paths.
@@ -40,15 +47,28 @@ pub(crate) fn handle(state: &mut State, endpoint: Endpoint, request: &HttpReques
 
     // 2. The API version, then the credentials.
     if !accepts_version_3(request) {
-        return with_api_headers(error_reply(406, "not_acceptable", ACCEPT_MESSAGE), anonymous_remaining);
+        return with_api_headers(
+            error_reply(406, "not_acceptable", ACCEPT_MESSAGE),
+            anonymous_remaining,
+        );
     }
-    let Some(authorization) = bearer_token(request).and_then(|token| state.authenticate(token, now)).cloned() else {
-        return with_api_headers(error_reply(401, "unauthorized", INVALID_CREDENTIALS_MESSAGE), anonymous_remaining);
+    let Some(authorization) = bearer_token(request)
+        .and_then(|token| state.authenticate(token, now))
+        .cloned()
+    else {
+        return with_api_headers(
+            error_reply(401, "unauthorized", INVALID_CREDENTIALS_MESSAGE),
+            anonymous_remaining,
+        );
     };
 
     // 3. Spend one request of the account's pool.
     let Some(remaining) = state.spend_rate_limit(&authorization.user_id, now) else {
-        let body = ErrorBody { id: "rate_limit", message: RATE_LIMIT_MESSAGE, url: Some(RATE_LIMIT_URL) };
+        let body = ErrorBody {
+            id: "rate_limit",
+            message: RATE_LIMIT_MESSAGE,
+            url: Some(RATE_LIMIT_URL),
+        };
         return with_api_headers(Reply::json(429, &body), 0);
     };
 
@@ -66,7 +86,9 @@ pub(crate) fn with_api_headers(reply: Reply, remaining: u32) -> Reply {
         .header("RateLimit-Remaining", &remaining.to_string())
         .header("Request-Id", &Uuid::new_v4().to_string());
     if reply.status == 200 || reply.status == 206 {
-        let etag = Uuid::new_v5(&Uuid::NAMESPACE_OID, &reply.body).simple().to_string();
+        let etag = Uuid::new_v5(&Uuid::NAMESPACE_OID, &reply.body)
+            .simple()
+            .to_string();
         reply = reply.header("ETag", &format!("\"{etag}\""));
     }
     reply
@@ -90,16 +112,19 @@ pub(crate) fn remaining_for_request(state: &mut State, request: &HttpRequest, no
 /// NOTE: Heroku documents `406` for a wrong `Accept`. Treating a missing one
 /// as wrong is this stand-in's strict choice.
 fn accepts_version_3(request: &HttpRequest) -> bool {
-    request.header_values("accept").flat_map(|value| value.split(',')).any(|media_range| {
-        let mut parts = media_range.split(';').map(str::trim);
-        let media_type = parts.next().unwrap_or("");
-        media_type.eq_ignore_ascii_case("application/vnd.heroku+json")
-            && parts.any(|parameter| {
-                parameter
-                    .split_once('=')
-                    .is_some_and(|(name, value)| name.trim().eq_ignore_ascii_case("version") && value.trim() == "3")
-            })
-    })
+    request
+        .header_values("accept")
+        .flat_map(|value| value.split(','))
+        .any(|media_range| {
+            let mut parts = media_range.split(';').map(str::trim);
+            let media_type = parts.next().unwrap_or("");
+            media_type.eq_ignore_ascii_case("application/vnd.heroku+json")
+                && parts.any(|parameter| {
+                    parameter.split_once('=').is_some_and(|(name, value)| {
+                        name.trim().eq_ignore_ascii_case("version") && value.trim() == "3"
+                    })
+                })
+        })
 }
 
 /// Returns the token of `Authorization: Bearer <token>`, spelled exactly so.
@@ -149,9 +174,16 @@ struct TeamReference {
 
 fn account(state: &State, authorization: &Authorization) -> Reply {
     let Some(user) = state.user_by_id(&authorization.user_id) else {
-        return error_reply(404, "not_found", "The account of this token no longer exists.");
+        return error_reply(
+            404,
+            "not_found",
+            "The account of this token no longer exists.",
+        );
     };
-    let default_team = user.teams.first().map(|name| TeamReference { id: team_id(name), name: name.clone() });
+    let default_team = user.teams.first().map(|name| TeamReference {
+        id: team_id(name),
+        name: name.clone(),
+    });
     Reply::json(
         200,
         &Account {
@@ -218,21 +250,39 @@ struct MemberUser<'a> {
 
 /// Routes the `/teams` paths after checking the token's scope.
 fn teams(state: &State, authorization: &Authorization, request: &HttpRequest) -> Reply {
-    if !authorization.scope.iter().any(|scope| state.teams_scopes.contains(scope)) {
+    if !authorization
+        .scope
+        .iter()
+        .any(|scope| state.teams_scopes.contains(scope))
+    {
         return error_reply(403, "forbidden", SCOPE_MESSAGE);
     }
     let Some(user) = state.user_by_id(&authorization.user_id) else {
-        return error_reply(404, "not_found", "The account of this token no longer exists.");
+        return error_reply(
+            404,
+            "not_found",
+            "The account of this token no longer exists.",
+        );
     };
 
     let segments: Vec<&str> = request.path().trim_start_matches('/').split('/').collect();
     match segments.as_slice() {
         ["teams"] => {
-            let items = user.teams.iter().enumerate().map(|(index, name)| Team::new(name, index == 0)).collect();
-            list_reply(items, request, &["id", "name"], |team: &Team<'_>, field| match field {
-                "name" => team.name.to_string(),
-                _ => team.id.clone(),
-            })
+            let items = user
+                .teams
+                .iter()
+                .enumerate()
+                .map(|(index, name)| Team::new(name, index == 0))
+                .collect();
+            list_reply(
+                items,
+                request,
+                &["id", "name"],
+                |team: &Team<'_>, field| match field {
+                    "name" => team.name.to_string(),
+                    _ => team.id.clone(),
+                },
+            )
         }
         ["teams", team] => match find_team(user, team) {
             Some((index, name)) => Reply::json(200, &Team::new(name, index == 0)),
@@ -246,10 +296,15 @@ fn teams(state: &State, authorization: &Authorization, request: &HttpRequest) ->
                     .filter(|member| member.teams.iter().any(|team| team == name))
                     .map(|member| Member::new(name, member))
                     .collect();
-                list_reply(items, request, &["email", "id"], |member: &Member<'_>, field| match field {
-                    "id" => member.id.clone(),
-                    _ => member.email.to_string(),
-                })
+                list_reply(
+                    items,
+                    request,
+                    &["email", "id"],
+                    |member: &Member<'_>, field| match field {
+                        "id" => member.id.clone(),
+                        _ => member.email.to_string(),
+                    },
+                )
             }
             None => team_not_found(),
         },
@@ -259,7 +314,10 @@ fn teams(state: &State, authorization: &Authorization, request: &HttpRequest) ->
 
 /// Finds one of the user's teams by name or id. Other teams are invisible to the user.
 fn find_team<'a>(user: &'a User, name_or_id: &str) -> Option<(usize, &'a String)> {
-    user.teams.iter().enumerate().find(|(_, name)| name.as_str() == name_or_id || team_id(name) == name_or_id)
+    user.teams
+        .iter()
+        .enumerate()
+        .find(|(_, name)| name.as_str() == name_or_id || team_id(name) == name_or_id)
 }
 
 fn team_not_found() -> Reply {
@@ -282,7 +340,10 @@ fn list_reply<T: Serialize>(
                 return error_reply(
                     416,
                     "requested_range_not_satisfiable",
-                    &format!("Invalid Range header; use a form like \"{} ..; max=200\".", fields[0]),
+                    &format!(
+                        "Invalid Range header; use a form like \"{} ..; max=200\".",
+                        fields[0]
+                    ),
                 )
             }
         },
@@ -330,7 +391,11 @@ impl<'a> Member<'a> {
             role: "member",
             two_factor_authentication: false,
             updated_at: FIXED_TIMESTAMP,
-            user: MemberUser { email: &member.email, id: &member.id, name: member.name.as_deref() },
+            user: MemberUser {
+                email: &member.email,
+                id: &member.id,
+                name: member.name.as_deref(),
+            },
         }
     }
 }
@@ -347,7 +412,10 @@ fn stable_id(name: &str) -> String {
 
 /// Formats a time as RFC 3339 in UTC with whole seconds, like `2012-01-01T12:00:00Z`.
 fn format_utc(time: SystemTime) -> String {
-    let seconds = time.duration_since(UNIX_EPOCH).map(|elapsed| elapsed.as_secs()).unwrap_or(0);
+    let seconds = time
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs())
+        .unwrap_or(0);
     let days = (seconds / 86_400) as i64;
     let second_of_day = seconds % 86_400;
     let (year, month, day) = civil_from_days(days);
@@ -365,11 +433,16 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let shifted = days + 719_468; // days since 0000-03-01
     let era = shifted.div_euclid(146_097);
     let day_of_era = shifted.rem_euclid(146_097);
-    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
     let month_index = (5 * day_of_year + 2) / 153; // 0 is March
     let day = (day_of_year - (153 * month_index + 2) / 5 + 1) as u32;
-    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 } as u32;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    } as u32;
     let year = year_of_era + era * 400 + i64::from(month <= 2);
     (year, month, day)
 }
@@ -382,19 +455,32 @@ mod tests {
 
     #[test]
     fn accept_needs_heroku_type_and_version_3() {
-        let check = |accept: &str| accepts_version_3(&test_request("GET", "/account", &[("Accept", accept)], b""));
+        let check = |accept: &str| {
+            accepts_version_3(&test_request("GET", "/account", &[("Accept", accept)], b""))
+        };
         assert!(check("application/vnd.heroku+json; version=3"));
         assert!(check("text/html, application/vnd.heroku+json;version=3"));
         assert!(!check("application/json"));
         assert!(!check("application/vnd.heroku+json"));
         assert!(!check("application/vnd.heroku+json; version=2"));
-        assert!(!accepts_version_3(&test_request("GET", "/account", &[], b"")));
+        assert!(!accepts_version_3(&test_request(
+            "GET",
+            "/account",
+            &[],
+            b""
+        )));
     }
 
     #[test]
     fn bearer_token_must_be_spelled_exactly() {
         let token = |value: &str| {
-            bearer_token(&test_request("GET", "/account", &[("Authorization", value)], b"")).map(str::to_string)
+            bearer_token(&test_request(
+                "GET",
+                "/account",
+                &[("Authorization", value)],
+                b"",
+            ))
+            .map(str::to_string)
         };
         assert_eq!(token("Bearer HRKU-abc").as_deref(), Some("HRKU-abc"));
         assert_eq!(token("Bearer: HRKU-abc"), None);
@@ -407,7 +493,13 @@ mod tests {
     #[test]
     fn format_utc_matches_known_dates() {
         assert_eq!(format_utc(UNIX_EPOCH), "1970-01-01T00:00:00Z");
-        assert_eq!(format_utc(UNIX_EPOCH + Duration::from_secs(1_325_419_200)), "2012-01-01T12:00:00Z");
-        assert_eq!(format_utc(UNIX_EPOCH + Duration::from_secs(951_782_400)), "2000-02-29T00:00:00Z");
+        assert_eq!(
+            format_utc(UNIX_EPOCH + Duration::from_secs(1_325_419_200)),
+            "2012-01-01T12:00:00Z"
+        );
+        assert_eq!(
+            format_utc(UNIX_EPOCH + Duration::from_secs(951_782_400)),
+            "2000-02-29T00:00:00Z"
+        );
     }
 }

@@ -67,7 +67,11 @@ impl RangeRequest {
         range.end = Some(end.to_string()).filter(|end| !end.is_empty());
 
         // 2. Options, separated by `;` or `,`.
-        for option in options.split([';', ',']).map(str::trim).filter(|option| !option.is_empty()) {
+        for option in options
+            .split([';', ','])
+            .map(str::trim)
+            .filter(|option| !option.is_empty())
+        {
             let (key, value) = option.split_once('=')?;
             match (key.trim(), value.trim()) {
                 ("max", max) => {
@@ -105,7 +109,11 @@ pub(crate) struct Page<T> {
 
 /// Sorts `items` by the range's field, whose value `field_value` returns,
 /// applies the bounds and cuts one page.
-pub(crate) fn paginate<T>(mut items: Vec<T>, range: &RangeRequest, field_value: impl Fn(&T, &str) -> String) -> Page<T> {
+pub(crate) fn paginate<T>(
+    mut items: Vec<T>,
+    range: &RangeRequest,
+    field_value: impl Fn(&T, &str) -> String,
+) -> Page<T> {
     let key = |item: &T| field_value(item, &range.field);
     items.sort_by_key(key);
     if range.descending {
@@ -117,7 +125,11 @@ pub(crate) fn paginate<T>(mut items: Vec<T>, range: &RangeRequest, field_value: 
             None => true,
             Some((start, exclusive)) => {
                 let ordering = value.cmp(start.as_str());
-                let ordering = if range.descending { ordering.reverse() } else { ordering };
+                let ordering = if range.descending {
+                    ordering.reverse()
+                } else {
+                    ordering
+                };
                 ordering.is_gt() || (!exclusive && ordering.is_eq())
             }
         };
@@ -125,13 +137,20 @@ pub(crate) fn paginate<T>(mut items: Vec<T>, range: &RangeRequest, field_value: 
             None => true,
             Some(end) => {
                 let ordering = value.cmp(end.as_str());
-                let ordering = if range.descending { ordering.reverse() } else { ordering };
+                let ordering = if range.descending {
+                    ordering.reverse()
+                } else {
+                    ordering
+                };
                 ordering.is_le()
             }
         };
         after_start && before_end
     };
-    let mut selected: Vec<T> = items.into_iter().filter(|item| in_bounds(&key(item))).collect();
+    let mut selected: Vec<T> = items
+        .into_iter()
+        .filter(|item| in_bounds(&key(item)))
+        .collect();
 
     let truncated = selected.len() > range.max;
     selected.truncate(range.max);
@@ -139,14 +158,26 @@ pub(crate) fn paginate<T>(mut items: Vec<T>, range: &RangeRequest, field_value: 
     let first = selected.first().map(key);
     let last = selected.last().map(key);
     let content_range = match (&first, &last) {
-        (Some(first), Some(last)) => Some(format!("{} {first}..{last}{}", range.field, range.options_suffix())),
+        (Some(first), Some(last)) => Some(format!(
+            "{} {first}..{last}{}",
+            range.field,
+            range.options_suffix()
+        )),
         _ => None,
     };
     let next_range = match (&last, truncated) {
-        (Some(last), true) => Some(format!("{} ]{last}..{}", range.field, range.options_suffix())),
+        (Some(last), true) => Some(format!(
+            "{} ]{last}..{}",
+            range.field,
+            range.options_suffix()
+        )),
         _ => None,
     };
-    Page { items: selected, content_range, next_range }
+    Page {
+        items: selected,
+        content_range,
+        next_range,
+    }
 }
 
 #[cfg(test)]
@@ -168,7 +199,8 @@ mod tests {
         assert_eq!(range.max, 10);
         assert_eq!(range.start, None);
 
-        let range = RangeRequest::parse("name ]b..; max=2000, order=desc", &["id", "name"]).unwrap();
+        let range =
+            RangeRequest::parse("name ]b..; max=2000, order=desc", &["id", "name"]).unwrap();
         assert_eq!(range.start, Some(("b".to_string(), true)));
         assert_eq!(range.max, MAX_PAGE_SIZE);
         assert!(range.descending);

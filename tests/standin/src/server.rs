@@ -62,7 +62,11 @@ pub enum Fault {
     Status(u16),
     /// Responds with exactly this status, content type and body. An empty
     /// `content_type` sends no `Content-Type` header.
-    Raw { status: u16, content_type: String, body: Vec<u8> },
+    Raw {
+        status: u16,
+        content_type: String,
+        body: Vec<u8>,
+    },
 }
 
 /// A request as the stand-in or the demo app received it.
@@ -193,7 +197,9 @@ impl Standin {
 /// Locks the state even if a thread panicked while holding it, so that one
 /// failed test assertion does not cascade into every later call.
 fn lock_state(state: &Mutex<State>) -> MutexGuard<'_, State> {
-    state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    state
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Records the request, applies the endpoint's fault if any, then routes it.
@@ -211,9 +217,19 @@ fn handle(state: &Mutex<State>, request: &HttpRequest) -> Reply {
             // Sleep without the lock so that other requests go on meanwhile.
             Some(Fault::Delay(delay)) => thread::sleep(delay),
             Some(Fault::Status(status)) => {
-                return fault_reply(&mut lock_state(state), endpoint, status, request, Instant::now())
+                return fault_reply(
+                    &mut lock_state(state),
+                    endpoint,
+                    status,
+                    request,
+                    Instant::now(),
+                )
             }
-            Some(Fault::Raw { status, content_type, body }) => return Reply::with_body(status, &content_type, body),
+            Some(Fault::Raw {
+                status,
+                content_type,
+                body,
+            }) => return Reply::with_body(status, &content_type, body),
         }
     }
 
@@ -222,7 +238,9 @@ fn handle(state: &Mutex<State>, request: &HttpRequest) -> Reply {
     match endpoint {
         Some(Endpoint::Authorize) => oauth::authorize(&mut state, request, now),
         Some(Endpoint::Token) => oauth::token(&mut state, request, now),
-        Some(endpoint @ (Endpoint::Account | Endpoint::Teams)) => platform::handle(&mut state, endpoint, request, now),
+        Some(endpoint @ (Endpoint::Account | Endpoint::Teams)) => {
+            platform::handle(&mut state, endpoint, request, now)
+        }
         None => route_other(&mut state, request),
     }
 }
@@ -258,7 +276,10 @@ mod tests {
     #[test]
     fn endpoint_for_path_groups_aliases() {
         assert_eq!(Endpoint::for_path("/users/~"), Some(Endpoint::Account));
-        assert_eq!(Endpoint::for_path("/teams/x/members"), Some(Endpoint::Teams));
+        assert_eq!(
+            Endpoint::for_path("/teams/x/members"),
+            Some(Endpoint::Teams)
+        );
         assert_eq!(Endpoint::for_path("/account/"), None);
         assert_eq!(Endpoint::for_path("/logout"), None);
     }

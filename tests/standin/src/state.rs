@@ -19,7 +19,13 @@ const RATE_LIMIT_REFILL_PER_SECOND: f64 = 75.0 / 60.0;
 
 /// Scopes that let a token read `/teams` unless [`crate::Standin::set_teams_scopes`] changes them.
 /// `identity` is missing because it covers account information only.
-pub(crate) const DEFAULT_TEAMS_SCOPES: &[&str] = &["global", "read", "read-protected", "write", "write-protected"];
+pub(crate) const DEFAULT_TEAMS_SCOPES: &[&str] = &[
+    "global",
+    "read",
+    "read-protected",
+    "write",
+    "write-protected",
+];
 
 /// What the user granted to the client: who, which scopes, in which web session.
 #[derive(Clone, Debug)]
@@ -109,13 +115,20 @@ pub(crate) struct State {
 
 impl State {
     pub fn new(config: Config) -> State {
-        let current_user = if config.users.is_empty() { None } else { Some(0) };
+        let current_user = if config.users.is_empty() {
+            None
+        } else {
+            Some(0)
+        };
         State {
             client: config.client,
             users: config.users,
             current_user,
             approval: config.approval,
-            teams_scopes: DEFAULT_TEAMS_SCOPES.iter().map(|scope| scope.to_string()).collect(),
+            teams_scopes: DEFAULT_TEAMS_SCOPES
+                .iter()
+                .map(|scope| scope.to_string())
+                .collect(),
             code_lifetime: Duration::from_secs(config.code_lifetime_s),
             access_token_lifetime: Duration::from_secs(config.access_token_lifetime_s),
             refresh_token_lifetime: Duration::from_secs(config.refresh_token_lifetime_s),
@@ -132,7 +145,11 @@ impl State {
     /// case-insensitively), adding a user without name or teams if none exists.
     pub fn find_or_add_user(&mut self, email: &str) -> usize {
         let email = email.trim();
-        if let Some(index) = self.users.iter().position(|user| user.email.eq_ignore_ascii_case(email)) {
+        if let Some(index) = self
+            .users
+            .iter()
+            .position(|user| user.email.eq_ignore_ascii_case(email))
+        {
             return index;
         }
         self.users.push(User::new(email, None, &[]));
@@ -145,7 +162,11 @@ impl State {
 
     /// Issues a one-time authorization code for `user_index` with `scope`.
     pub fn issue_code(&mut self, user_index: usize, scope: Vec<String>, now: Instant) -> String {
-        let user_id = self.users.get(user_index).map(|user| user.id.clone()).unwrap_or_default();
+        let user_id = self
+            .users
+            .get(user_index)
+            .map(|user| user.id.clone())
+            .unwrap_or_default();
         let authorization = Authorization {
             user_id,
             scope,
@@ -153,13 +174,24 @@ impl State {
             logged_in_at: SystemTime::now(),
         };
         let code = Uuid::new_v4().to_string();
-        self.codes.insert(code.clone(), Grant { authorization, expires_at: Deadline::after(now, self.code_lifetime) });
+        self.codes.insert(
+            code.clone(),
+            Grant {
+                authorization,
+                expires_at: Deadline::after(now, self.code_lifetime),
+            },
+        );
         code
     }
 
     /// Exchanges a code for tokens. A code is consumed by its first exchange
     /// with the right secret; a wrong secret leaves it usable.
-    pub fn exchange_code(&mut self, code: &str, secret: &str, now: Instant) -> Result<TokenResponse, GrantError> {
+    pub fn exchange_code(
+        &mut self,
+        code: &str,
+        secret: &str,
+        now: Instant,
+    ) -> Result<TokenResponse, GrantError> {
         let grant = self.codes.get(code).ok_or(GrantError::UnknownOrUsed)?;
         if grant.expires_at.has_passed(now) {
             self.codes.remove(code);
@@ -185,8 +217,16 @@ impl State {
     /// Issues a new access token for a refresh token. The refresh token stays
     /// the same, as in Heroku's own stubs, and the old access token stays valid
     /// until it expires.
-    pub fn refresh(&mut self, refresh_token: &str, secret: &str, now: Instant) -> Result<TokenResponse, GrantError> {
-        let stored = self.refresh_tokens.get(refresh_token).ok_or(GrantError::UnknownOrUsed)?;
+    pub fn refresh(
+        &mut self,
+        refresh_token: &str,
+        secret: &str,
+        now: Instant,
+    ) -> Result<TokenResponse, GrantError> {
+        let stored = self
+            .refresh_tokens
+            .get(refresh_token)
+            .ok_or(GrantError::UnknownOrUsed)?;
         if stored.revoked {
             return Err(GrantError::Revoked);
         }
@@ -200,7 +240,12 @@ impl State {
         Ok(self.issue_access_token(authorization, refresh_token.to_string(), now))
     }
 
-    fn issue_access_token(&mut self, authorization: Authorization, refresh_token: String, now: Instant) -> TokenResponse {
+    fn issue_access_token(
+        &mut self,
+        authorization: Authorization,
+        refresh_token: String,
+        now: Instant,
+    ) -> TokenResponse {
         let access_token = new_token();
         let response = TokenResponse {
             access_token: access_token.clone(),
@@ -210,8 +255,13 @@ impl State {
             user_id: authorization.user_id.clone(),
             session_nonce: authorization.session_nonce.clone(),
         };
-        self.access_tokens
-            .insert(access_token, AccessToken { authorization, expires_at: Deadline::after(now, self.access_token_lifetime) });
+        self.access_tokens.insert(
+            access_token,
+            AccessToken {
+                authorization,
+                expires_at: Deadline::after(now, self.access_token_lifetime),
+            },
+        );
         response
     }
 
@@ -251,9 +301,13 @@ impl State {
         let pool = self
             .rate_pools
             .entry(user_id.to_string())
-            .or_insert(RatePool { remaining: RATE_LIMIT_POOL, updated_at: now });
+            .or_insert(RatePool {
+                remaining: RATE_LIMIT_POOL,
+                updated_at: now,
+            });
         let elapsed = now.saturating_duration_since(pool.updated_at).as_secs_f64();
-        pool.remaining = (pool.remaining + elapsed * RATE_LIMIT_REFILL_PER_SECOND).min(RATE_LIMIT_POOL);
+        pool.remaining =
+            (pool.remaining + elapsed * RATE_LIMIT_REFILL_PER_SECOND).min(RATE_LIMIT_POOL);
         pool.updated_at = now;
         pool
     }
@@ -274,7 +328,10 @@ mod tests {
     use super::*;
 
     fn state_with(code_lifetime_s: u64) -> State {
-        State::new(Config { code_lifetime_s, ..Config::default() })
+        State::new(Config {
+            code_lifetime_s,
+            ..Config::default()
+        })
     }
 
     #[test]
@@ -283,9 +340,16 @@ mod tests {
         let now = Instant::now();
         let code = state.issue_code(0, vec!["global".to_string()], now);
 
-        let tokens = state.exchange_code(&code, "standin-client-secret", now).unwrap();
+        let tokens = state
+            .exchange_code(&code, "standin-client-secret", now)
+            .unwrap();
         assert_eq!(tokens.user_id, state.users[0].id);
-        assert_eq!(state.exchange_code(&code, "standin-client-secret", now).unwrap_err(), GrantError::UnknownOrUsed);
+        assert_eq!(
+            state
+                .exchange_code(&code, "standin-client-secret", now)
+                .unwrap_err(),
+            GrantError::UnknownOrUsed
+        );
     }
 
     #[test]
@@ -294,7 +358,12 @@ mod tests {
         let now = Instant::now();
         let code = state.issue_code(0, vec!["global".to_string()], now);
         let later = now + Duration::from_secs(300);
-        assert_eq!(state.exchange_code(&code, "standin-client-secret", later).unwrap_err(), GrantError::Expired);
+        assert_eq!(
+            state
+                .exchange_code(&code, "standin-client-secret", later)
+                .unwrap_err(),
+            GrantError::Expired
+        );
     }
 
     #[test]
@@ -302,8 +371,13 @@ mod tests {
         let mut state = state_with(300);
         let now = Instant::now();
         let code = state.issue_code(0, vec!["global".to_string()], now);
-        assert_eq!(state.exchange_code(&code, "wrong", now).unwrap_err(), GrantError::WrongSecret);
-        assert!(state.exchange_code(&code, "standin-client-secret", now).is_ok());
+        assert_eq!(
+            state.exchange_code(&code, "wrong", now).unwrap_err(),
+            GrantError::WrongSecret
+        );
+        assert!(state
+            .exchange_code(&code, "standin-client-secret", now)
+            .is_ok());
     }
 
     #[test]
@@ -311,9 +385,13 @@ mod tests {
         let mut state = state_with(300);
         let now = Instant::now();
         let code = state.issue_code(0, vec!["identity".to_string()], now);
-        let tokens = state.exchange_code(&code, "standin-client-secret", now).unwrap();
+        let tokens = state
+            .exchange_code(&code, "standin-client-secret", now)
+            .unwrap();
         assert!(state.authenticate(&tokens.access_token, now).is_some());
-        assert!(state.authenticate(&tokens.access_token, now + Duration::from_secs(28_800)).is_none());
+        assert!(state
+            .authenticate(&tokens.access_token, now + Duration::from_secs(28_800))
+            .is_none());
     }
 
     #[test]
@@ -321,15 +399,24 @@ mod tests {
         let mut state = state_with(300);
         let now = Instant::now();
         let code = state.issue_code(1, vec!["identity".to_string()], now);
-        let first = state.exchange_code(&code, "standin-client-secret", now).unwrap();
+        let first = state
+            .exchange_code(&code, "standin-client-secret", now)
+            .unwrap();
 
-        let second = state.refresh(&first.refresh_token, "standin-client-secret", now).unwrap();
+        let second = state
+            .refresh(&first.refresh_token, "standin-client-secret", now)
+            .unwrap();
         assert_eq!(second.refresh_token, first.refresh_token);
         assert_ne!(second.access_token, first.access_token);
         assert_eq!(second.session_nonce, first.session_nonce);
 
         state.revoke_refresh_tokens();
-        assert_eq!(state.refresh(&first.refresh_token, "standin-client-secret", now).unwrap_err(), GrantError::Revoked);
+        assert_eq!(
+            state
+                .refresh(&first.refresh_token, "standin-client-secret", now)
+                .unwrap_err(),
+            GrantError::Revoked
+        );
     }
 
     #[test]
@@ -341,15 +428,27 @@ mod tests {
         }
         assert_eq!(state.spend_rate_limit("user", now), None);
         // 75 per minute: 4 seconds refill 5 requests.
-        assert_eq!(state.rate_limit_remaining("user", now + Duration::from_secs(4)), 5);
+        assert_eq!(
+            state.rate_limit_remaining("user", now + Duration::from_secs(4)),
+            5
+        );
     }
 
     #[test]
     fn huge_lifetime_never_expires() {
-        let mut state = State::new(Config { code_lifetime_s: u64::MAX, ..Config::default() });
+        let mut state = State::new(Config {
+            code_lifetime_s: u64::MAX,
+            ..Config::default()
+        });
         let now = Instant::now();
         let code = state.issue_code(0, vec!["global".to_string()], now);
-        assert!(state.exchange_code(&code, "standin-client-secret", now + Duration::from_secs(1_000_000)).is_ok());
+        assert!(state
+            .exchange_code(
+                &code,
+                "standin-client-secret",
+                now + Duration::from_secs(1_000_000)
+            )
+            .is_ok());
     }
 
     #[test]

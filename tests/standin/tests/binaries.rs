@@ -38,16 +38,34 @@ fn launch(binary: &str, args: &[&str]) -> (Running, String) {
 fn standin_binary_serves_configured_client() {
     let (_running, url) = launch(
         env!("CARGO_BIN_EXE_heroku-standin"),
-        &["--listen", "127.0.0.1:0", "--approval", "deny", "--client-id", "cli-client", "--redirect-uri", "http://127.0.0.1:1/cb"],
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--approval",
+            "deny",
+            "--client-id",
+            "cli-client",
+            "--redirect-uri",
+            "http://127.0.0.1:1/cb",
+        ],
     );
-    let answer = get(&format!("{url}/oauth/authorize?client_id=cli-client&response_type=code"), &[]);
+    let answer = get(
+        &format!("{url}/oauth/authorize?client_id=cli-client&response_type=code"),
+        &[],
+    );
     assert_eq!(answer.status, 302);
-    assert_eq!(answer.location(), "http://127.0.0.1:1/cb?error=access_denied");
+    assert_eq!(
+        answer.location(),
+        "http://127.0.0.1:1/cb?error=access_denied"
+    );
 }
 
 #[test]
 fn standin_binary_rejects_unknown_option() {
-    let output = Command::new(env!("CARGO_BIN_EXE_heroku-standin")).arg("--bogus").output().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_heroku-standin"))
+        .arg("--bogus")
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("unknown option \"--bogus\""));
 }

@@ -28,8 +28,14 @@ fn json_echo_groups_headers_by_name() {
 
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     let body = response.split_once("\r\n\r\n").unwrap().1;
-    assert!(body.find("\"method\"").unwrap() < body.find("\"path\"").unwrap(), "{body}");
-    assert!(body.find("\"path\"").unwrap() < body.find("\"headers\"").unwrap(), "{body}");
+    assert!(
+        body.find("\"method\"").unwrap() < body.find("\"path\"").unwrap(),
+        "{body}"
+    );
+    assert!(
+        body.find("\"path\"").unwrap() < body.find("\"headers\"").unwrap(),
+        "{body}"
+    );
     let echo: serde_json::Value = serde_json::from_str(body).unwrap();
     assert_eq!(echo["method"], "GET");
     assert_eq!(echo["path"], "/path?q=1");
@@ -55,7 +61,10 @@ fn records_headers_in_order_with_duplicates_and_body() {
         .filter(|(name, _)| name.starts_with("X-"))
         .map(|(name, value)| (name.as_str(), value.as_str()))
         .collect();
-    assert_eq!(custom, [("X-Dup", "one"), ("X-Other", "o"), ("X-Dup", "two")]);
+    assert_eq!(
+        custom,
+        [("X-Dup", "one"), ("X-Other", "o"), ("X-Dup", "two")]
+    );
 }
 
 #[test]
@@ -72,9 +81,20 @@ fn html_page_shows_signed_in_user() {
     );
 
     assert_eq!(answer.status, 200);
-    assert_eq!(answer.header("content-type"), Some("text/html; charset=utf-8"));
-    assert!(answer.body.contains("Signed in as ada@example.com"), "{}", answer.body);
-    assert!(answer.body.contains("Ada &lt;Lovelace&gt;"), "{}", answer.body);
+    assert_eq!(
+        answer.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    assert!(
+        answer.body.contains("Signed in as ada@example.com"),
+        "{}",
+        answer.body
+    );
+    assert!(
+        answer.body.contains("Ada &lt;Lovelace&gt;"),
+        "{}",
+        answer.body
+    );
     assert!(answer.body.contains("01234567-89ab-cdef-0123-456789abcdef"));
     assert!(answer.body.contains("href=\"/auth/heroku/logout/\""));
 }

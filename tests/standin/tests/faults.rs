@@ -17,7 +17,10 @@ fn rate_limit_fault_on_account() {
     let answer = api_get(&standin, "/account", &token);
     assert_eq!(answer.status, 429);
     assert_eq!(answer.json()["id"], "rate_limit");
-    assert!(answer.json()["url"].as_str().unwrap().starts_with("https://devcenter.heroku.com/"));
+    assert!(answer.json()["url"]
+        .as_str()
+        .unwrap()
+        .starts_with("https://devcenter.heroku.com/"));
     assert_eq!(answer.header("ratelimit-remaining"), Some("0"));
 }
 
@@ -25,9 +28,16 @@ fn rate_limit_fault_on_account() {
 fn server_error_fault_is_plain_text() {
     let standin = start(Config::default());
     standin.set_fault(Endpoint::Token, Some(Fault::Status(500)));
-    let answer = post_form(&token_url(&standin), &[], &[("code", "x"), ("client_secret", SECRET)]);
+    let answer = post_form(
+        &token_url(&standin),
+        &[],
+        &[("code", "x"), ("client_secret", SECRET)],
+    );
     assert_eq!(answer.status, 500);
-    assert_eq!(answer.header("content-type"), Some("text/plain; charset=utf-8"));
+    assert_eq!(
+        answer.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
     assert_eq!(answer.body, "500 Internal Server Error\n");
 }
 
@@ -36,9 +46,16 @@ fn unauthorized_fault_on_token_has_heroku_body() {
     let standin = start(Config::default());
     let code = obtain_code(&standin, None);
     standin.set_fault(Endpoint::Token, Some(Fault::Status(401)));
-    let answer = post_form(&token_url(&standin), &[], &[("code", &code), ("client_secret", SECRET)]);
+    let answer = post_form(
+        &token_url(&standin),
+        &[],
+        &[("code", &code), ("client_secret", SECRET)],
+    );
     assert_eq!(answer.status, 401);
-    assert_eq!(answer.body, r#"{"id":"unauthorized","message":"OAuth authorization invalid."}"#);
+    assert_eq!(
+        answer.body,
+        r#"{"id":"unauthorized","message":"OAuth authorization invalid."}"#
+    );
 }
 
 #[test]
@@ -46,9 +63,17 @@ fn raw_fault_sends_exact_body() {
     let standin = start(Config::default());
     standin.set_fault(
         Endpoint::Token,
-        Some(Fault::Raw { status: 200, content_type: "application/json".to_string(), body: b"{\"access_token\":".to_vec() }),
+        Some(Fault::Raw {
+            status: 200,
+            content_type: "application/json".to_string(),
+            body: b"{\"access_token\":".to_vec(),
+        }),
     );
-    let answer = post_form(&token_url(&standin), &[], &[("code", "x"), ("client_secret", SECRET)]);
+    let answer = post_form(
+        &token_url(&standin),
+        &[],
+        &[("code", "x"), ("client_secret", SECRET)],
+    );
     assert_eq!(answer.status, 200);
     assert_eq!(answer.header("content-type"), Some("application/json"));
     assert_eq!(answer.body, "{\"access_token\":");
@@ -57,8 +82,18 @@ fn raw_fault_sends_exact_body() {
 #[test]
 fn raw_fault_with_empty_content_type_sends_none() {
     let standin = start(Config::default());
-    standin.set_fault(Endpoint::Teams, Some(Fault::Raw { status: 502, content_type: String::new(), body: Vec::new() }));
-    let answer = get(&format!("{}/teams", standin.base_url()), &[("Accept", HEROKU_ACCEPT)]);
+    standin.set_fault(
+        Endpoint::Teams,
+        Some(Fault::Raw {
+            status: 502,
+            content_type: String::new(),
+            body: Vec::new(),
+        }),
+    );
+    let answer = get(
+        &format!("{}/teams", standin.base_url()),
+        &[("Accept", HEROKU_ACCEPT)],
+    );
     assert_eq!(answer.status, 502);
     assert_eq!(answer.header("content-type"), None);
     assert_eq!(answer.body, "");
@@ -86,7 +121,12 @@ fn delay_fault_delays_without_blocking_others() {
         .map(|_| {
             let url = format!("{}/account", standin.base_url());
             let authorization = format!("Bearer {token}");
-            thread::spawn(move || get(&url, &[("Accept", HEROKU_ACCEPT), ("Authorization", &authorization)]))
+            thread::spawn(move || {
+                get(
+                    &url,
+                    &[("Accept", HEROKU_ACCEPT), ("Authorization", &authorization)],
+                )
+            })
         })
         .collect();
 
@@ -94,14 +134,21 @@ fn delay_fault_delays_without_blocking_others() {
     thread::sleep(Duration::from_millis(100));
     let quick_started = Instant::now();
     assert_eq!(get(&authorize_url(&standin, ""), &[]).status, 302);
-    assert!(quick_started.elapsed() < Duration::from_millis(500), "authorize took {:?}", quick_started.elapsed());
+    assert!(
+        quick_started.elapsed() < Duration::from_millis(500),
+        "authorize took {:?}",
+        quick_started.elapsed()
+    );
 
     for call in slow_calls {
         assert_eq!(call.join().unwrap().status, 200);
     }
     let elapsed = started.elapsed();
     assert!(elapsed >= delay, "delayed calls took only {elapsed:?}");
-    assert!(elapsed < delay * 2, "delayed calls ran one after the other: {elapsed:?}");
+    assert!(
+        elapsed < delay * 2,
+        "delayed calls ran one after the other: {elapsed:?}"
+    );
 }
 
 #[test]
@@ -129,14 +176,23 @@ fn requests_record_method_path_headers_and_body() {
     let authorize = standin.requests(Endpoint::Authorize);
     assert_eq!(authorize.len(), 1);
     assert_eq!(authorize[0].method, "GET");
-    assert_eq!(authorize[0].path, format!("/oauth/authorize?client_id={CLIENT_ID}&response_type=code"));
+    assert_eq!(
+        authorize[0].path,
+        format!("/oauth/authorize?client_id={CLIENT_ID}&response_type=code")
+    );
 
     let token = standin.requests(Endpoint::Token);
     assert_eq!(token[0].method, "POST");
     assert_eq!(token[0].path, "/oauth/token");
-    assert_eq!(token[0].header("content-type"), Some("application/x-www-form-urlencoded"));
+    assert_eq!(
+        token[0].header("content-type"),
+        Some("application/x-www-form-urlencoded")
+    );
     let body = String::from_utf8(token[0].body.clone()).unwrap();
-    assert_eq!(body, format!("grant_type=authorization_code&code={code}&client_secret={SECRET}"));
+    assert_eq!(
+        body,
+        format!("grant_type=authorization_code&code={code}&client_secret={SECRET}")
+    );
 }
 
 #[test]
@@ -144,5 +200,17 @@ fn dropped_standin_stops_listening() {
     let standin = start(Config::default());
     let addr = standin.addr();
     drop(standin);
-    assert!(std::net::TcpStream::connect(addr).is_err(), "{addr} still accepts connections");
+    assert!(
+        std::net::TcpStream::connect(addr).is_err(),
+        "{addr} still accepts connections"
+    );
+}
+
+#[test]
+fn dropped_standin_frees_its_port() {
+    let standin = start(Config::default());
+    let addr = standin.addr().to_string();
+    drop(standin);
+    let again = heroku_standin::Standin::start_on(&addr, Config::default()).unwrap();
+    assert_eq!(again.addr().to_string(), addr);
 }

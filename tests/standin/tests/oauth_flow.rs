@@ -11,11 +11,17 @@ const REGISTERED: &str = "http://127.0.0.1:10000/auth/heroku/callback/";
 #[test]
 fn auto_approve_redirects_with_code_and_state() {
     let standin = start(Config::default());
-    let answer = get(&authorize_url(&standin, "&scope=identity&state=xyz%20123"), &[]);
+    let answer = get(
+        &authorize_url(&standin, "&scope=identity&state=xyz%20123"),
+        &[],
+    );
 
     assert_eq!(answer.status, 302);
     let location = answer.location();
-    assert!(location.starts_with(&format!("{REGISTERED}?code=")), "{location}");
+    assert!(
+        location.starts_with(&format!("{REGISTERED}?code=")),
+        "{location}"
+    );
     let code = query_param(location, "code").unwrap();
     assert_eq!(code.len(), 36, "code is a UUID: {code}");
     assert_eq!(query_param(location, "state").as_deref(), Some("xyz 123"));
@@ -32,9 +38,16 @@ fn authorize_without_state_sends_no_state() {
 #[test]
 fn authorize_ignores_redirect_uri_parameter() {
     let standin = start(Config::default());
-    let answer = get(&authorize_url(&standin, "&redirect_uri=http%3A%2F%2Fattacker.test%2Fcb"), &[]);
+    let answer = get(
+        &authorize_url(&standin, "&redirect_uri=http%3A%2F%2Fattacker.test%2Fcb"),
+        &[],
+    );
     assert_eq!(answer.status, 302);
-    assert!(answer.location().starts_with(REGISTERED), "{}", answer.location());
+    assert!(
+        answer.location().starts_with(REGISTERED),
+        "{}",
+        answer.location()
+    );
 }
 
 #[test]
@@ -44,23 +57,35 @@ fn authorize_merges_into_registered_query() {
     let answer = get(&authorize_url(&standin, "&state=s"), &[]);
 
     let location = answer.location();
-    assert!(location.starts_with("http://127.0.0.1:1/cb?tenant=a+b&code="), "{location}");
+    assert!(
+        location.starts_with("http://127.0.0.1:1/cb?tenant=a+b&code="),
+        "{location}"
+    );
     assert!(location.ends_with("&state=s"), "{location}");
 }
 
 #[test]
 fn deny_redirects_with_access_denied_and_no_state() {
-    let standin = start(Config { approval: Approval::Deny, ..Config::default() });
+    let standin = start(Config {
+        approval: Approval::Deny,
+        ..Config::default()
+    });
     let answer = get(&authorize_url(&standin, "&state=xyz"), &[]);
     assert_eq!(answer.status, 302);
-    assert_eq!(answer.location(), format!("{REGISTERED}?error=access_denied"));
+    assert_eq!(
+        answer.location(),
+        format!("{REGISTERED}?error=access_denied")
+    );
 }
 
 #[test]
 fn missing_client_id_is_400() {
     let standin = start(Config::default());
     for query in ["?response_type=code", "?client_id=&response_type=code"] {
-        let answer = get(&format!("{}/oauth/authorize{query}", standin.base_url()), &[]);
+        let answer = get(
+            &format!("{}/oauth/authorize{query}", standin.base_url()),
+            &[],
+        );
         assert_eq!(answer.status, 400, "{query}");
         assert_eq!(answer.body, "Need client_id", "{query}");
     }
@@ -69,20 +94,42 @@ fn missing_client_id_is_400() {
 #[test]
 fn unknown_client_goes_to_login_with_message() {
     let standin = start(Config::default());
-    let answer = get(&format!("{}/oauth/authorize?client_id=other&response_type=code", standin.base_url()), &[]);
+    let answer = get(
+        &format!(
+            "{}/oauth/authorize?client_id=other&response_type=code",
+            standin.base_url()
+        ),
+        &[],
+    );
     assert_eq!(answer.status, 302);
     assert_eq!(answer.location(), "/login");
 
-    let cookie = answer.header("set-cookie").unwrap().split(';').next().unwrap().to_string();
-    let login = get(&format!("{}/login", standin.base_url()), &[("Cookie", &cookie)]);
+    let cookie = answer
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let login = get(
+        &format!("{}/login", standin.base_url()),
+        &[("Cookie", &cookie)],
+    );
     assert_eq!(login.status, 200);
-    assert!(login.body.contains("Unknown OAuth client."), "{}", login.body);
+    assert!(
+        login.body.contains("Unknown OAuth client."),
+        "{}",
+        login.body
+    );
 }
 
 #[test]
 fn wrong_response_type_goes_to_login() {
     let standin = start(Config::default());
-    let url = format!("{}/oauth/authorize?client_id={CLIENT_ID}&response_type=token", standin.base_url());
+    let url = format!(
+        "{}/oauth/authorize?client_id={CLIENT_ID}&response_type=token",
+        standin.base_url()
+    );
     let answer = get(&url, &[]);
     assert_eq!(answer.status, 302);
     assert_eq!(answer.location(), "/login");
@@ -98,24 +145,42 @@ fn unknown_scope_goes_to_login() {
 
 #[test]
 fn prompt_page_offers_users_allow_and_deny() {
-    let standin = start(Config { approval: Approval::Prompt, ..Config::default() });
-    let answer = get(&authorize_url(&standin, "&scope=identity%20read&state=s%22q"), &[]);
+    let standin = start(Config {
+        approval: Approval::Prompt,
+        ..Config::default()
+    });
+    let answer = get(
+        &authorize_url(&standin, "&scope=identity%20read&state=s%22q"),
+        &[],
+    );
 
     assert_eq!(answer.status, 200);
-    assert_eq!(answer.header("content-type"), Some("text/html; charset=utf-8"));
+    assert_eq!(
+        answer.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
     let html = &answer.body;
     assert!(html.contains("Authorize standin-client-id?"), "{html}");
     assert!(html.contains("value=\"ada@example.com\" checked"), "{html}");
     assert!(html.contains("value=\"grace@heroku.com\""), "{html}");
     assert!(html.contains("name=\"email\""), "{html}");
     assert!(html.contains("name=\"state\" value=\"s&quot;q\""), "{html}");
-    assert!(html.contains("name=\"authorize\" value=\"Allow\""), "{html}");
-    assert!(html.contains(&format!("href=\"{REGISTERED}?error=access_denied\"")), "{html}");
+    assert!(
+        html.contains("name=\"authorize\" value=\"Allow\""),
+        "{html}"
+    );
+    assert!(
+        html.contains(&format!("href=\"{REGISTERED}?error=access_denied\"")),
+        "{html}"
+    );
 }
 
 #[test]
 fn prompt_ignores_allow_sent_by_get() {
-    let standin = start(Config { approval: Approval::Prompt, ..Config::default() });
+    let standin = start(Config {
+        approval: Approval::Prompt,
+        ..Config::default()
+    });
     let answer = get(&authorize_url(&standin, "&authorize=Allow"), &[]);
     assert_eq!(answer.status, 200);
     assert!(answer.body.contains("Authorize standin-client-id?"));
@@ -123,7 +188,10 @@ fn prompt_ignores_allow_sent_by_get() {
 
 #[test]
 fn allow_post_redirects_303_for_chosen_user() {
-    let standin = start(Config { approval: Approval::Prompt, ..Config::default() });
+    let standin = start(Config {
+        approval: Approval::Prompt,
+        ..Config::default()
+    });
     let answer = post_form(
         &format!("{}/oauth/authorize", standin.base_url()),
         &[],
@@ -138,7 +206,10 @@ fn allow_post_redirects_303_for_chosen_user() {
     );
 
     assert_eq!(answer.status, 303);
-    assert_eq!(query_param(answer.location(), "state").as_deref(), Some("st"));
+    assert_eq!(
+        query_param(answer.location(), "state").as_deref(),
+        Some("st")
+    );
     let code = query_param(answer.location(), "code").unwrap();
     let tokens = exchange(&standin, &code);
     assert_eq!(tokens["user_id"], User::id_for_email("grace@heroku.com"));
@@ -146,7 +217,10 @@ fn allow_post_redirects_303_for_chosen_user() {
 
 #[test]
 fn allow_post_with_typed_email_adds_user() {
-    let standin = start(Config { approval: Approval::Prompt, ..Config::default() });
+    let standin = start(Config {
+        approval: Approval::Prompt,
+        ..Config::default()
+    });
     let answer = post_form(
         &format!("{}/oauth/authorize", standin.base_url()),
         &[],
@@ -161,7 +235,10 @@ fn allow_post_with_typed_email_adds_user() {
     assert_eq!(answer.status, 303);
 
     let code = query_param(answer.location(), "code").unwrap();
-    let token = exchange(&standin, &code)["access_token"].as_str().unwrap().to_string();
+    let token = exchange(&standin, &code)["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let account = api_get(&standin, "/account", &token).json();
     assert_eq!(account["email"], "new.person@example.org");
     assert_eq!(account["id"], User::id_for_email("new.person@example.org"));
@@ -170,14 +247,26 @@ fn allow_post_with_typed_email_adds_user() {
 
 #[test]
 fn allow_post_rejects_unusable_email() {
-    let standin = start(Config { approval: Approval::Prompt, ..Config::default() });
+    let standin = start(Config {
+        approval: Approval::Prompt,
+        ..Config::default()
+    });
     let answer = post_form(
         &format!("{}/oauth/authorize", standin.base_url()),
         &[],
-        &[("client_id", CLIENT_ID), ("response_type", "code"), ("email", "not an email"), ("authorize", "Allow")],
+        &[
+            ("client_id", CLIENT_ID),
+            ("response_type", "code"),
+            ("email", "not an email"),
+            ("authorize", "Allow"),
+        ],
     );
     assert_eq!(answer.status, 422);
-    assert!(answer.body.contains("is not a usable email"), "{}", answer.body);
+    assert!(
+        answer.body.contains("is not a usable email"),
+        "{}",
+        answer.body
+    );
 }
 
 #[test]
@@ -185,7 +274,10 @@ fn set_current_user_changes_auto_approved_user() {
     let standin = start(Config::default());
     standin.set_current_user("someone@example.net");
     let code = obtain_code(&standin, None);
-    assert_eq!(exchange(&standin, &code)["user_id"], User::id_for_email("someone@example.net"));
+    assert_eq!(
+        exchange(&standin, &code)["user_id"],
+        User::id_for_email("someone@example.net")
+    );
 }
 
 #[test]
@@ -195,16 +287,37 @@ fn token_response_has_six_fields_in_order() {
     let answer = post_form(
         &token_url(&standin),
         &[],
-        &[("grant_type", "authorization_code"), ("code", &code), ("client_secret", SECRET)],
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("client_secret", SECRET),
+        ],
     );
 
     assert_eq!(answer.status, 200);
-    assert_eq!(answer.header("content-type"), Some("application/json; charset=utf-8"));
-    let fields = ["access_token", "expires_in", "refresh_token", "token_type", "user_id", "session_nonce"];
-    assert!(is_sorted(&key_positions(&answer.body, &fields)), "{}", answer.body);
+    assert_eq!(
+        answer.header("content-type"),
+        Some("application/json; charset=utf-8")
+    );
+    let fields = [
+        "access_token",
+        "expires_in",
+        "refresh_token",
+        "token_type",
+        "user_id",
+        "session_nonce",
+    ];
+    assert!(
+        is_sorted(&key_positions(&answer.body, &fields)),
+        "{}",
+        answer.body
+    );
     let tokens = answer.json();
     assert_eq!(tokens.as_object().unwrap().len(), 6);
-    assert!(tokens["access_token"].as_str().unwrap().starts_with("HRKU-"));
+    assert!(tokens["access_token"]
+        .as_str()
+        .unwrap()
+        .starts_with("HRKU-"));
     assert_eq!(tokens["expires_in"], 28_800);
     assert_eq!(tokens["token_type"], "Bearer");
     assert_eq!(tokens["user_id"], User::id_for_email("ada@example.com"));
@@ -228,7 +341,11 @@ fn token_defaults_grant_type_and_ignores_client_id() {
     let answer = post_form(
         &token_url(&standin),
         &[],
-        &[("client_id", "some-other-client"), ("code", &code), ("client_secret", SECRET)],
+        &[
+            ("client_id", "some-other-client"),
+            ("code", &code),
+            ("client_secret", SECRET),
+        ],
     );
     assert_eq!(answer.status, 200, "{answer:?}");
 }
@@ -238,7 +355,11 @@ fn token_takes_secret_from_basic_auth_password() {
     let standin = start(Config::default());
     let code = obtain_code(&standin, None);
     let authorization = basic_auth("ignored-user", SECRET);
-    let answer = post_form(&token_url(&standin), &[("Authorization", &authorization)], &[("code", &code)]);
+    let answer = post_form(
+        &token_url(&standin),
+        &[("Authorization", &authorization)],
+        &[("code", &code)],
+    );
     assert_eq!(answer.status, 200, "{answer:?}");
 }
 
@@ -261,16 +382,30 @@ fn reused_code_is_401() {
     let code = obtain_code(&standin, None);
     exchange(&standin, &code);
 
-    let answer = post_form(&token_url(&standin), &[], &[("code", &code), ("client_secret", SECRET)]);
+    let answer = post_form(
+        &token_url(&standin),
+        &[],
+        &[("code", &code), ("client_secret", SECRET)],
+    );
     assert_eq!(answer.status, 401);
-    assert_eq!(answer.body, r#"{"id":"unauthorized","message":"OAuth authorization invalid."}"#);
+    assert_eq!(
+        answer.body,
+        r#"{"id":"unauthorized","message":"OAuth authorization invalid."}"#
+    );
 }
 
 #[test]
 fn expired_code_is_401() {
-    let standin = start(Config { code_lifetime_s: 0, ..Config::default() });
+    let standin = start(Config {
+        code_lifetime_s: 0,
+        ..Config::default()
+    });
     let code = obtain_code(&standin, None);
-    let answer = post_form(&token_url(&standin), &[], &[("code", &code), ("client_secret", SECRET)]);
+    let answer = post_form(
+        &token_url(&standin),
+        &[],
+        &[("code", &code), ("client_secret", SECRET)],
+    );
     assert_eq!(answer.status, 401);
     assert_eq!(answer.json()["id"], "unauthorized");
 }
@@ -278,12 +413,20 @@ fn expired_code_is_401() {
 #[test]
 fn unknown_code_and_wrong_secret_are_401() {
     let standin = start(Config::default());
-    let unknown = post_form(&token_url(&standin), &[], &[("code", "no-such-code"), ("client_secret", SECRET)]);
+    let unknown = post_form(
+        &token_url(&standin),
+        &[],
+        &[("code", "no-such-code"), ("client_secret", SECRET)],
+    );
     assert_eq!(unknown.status, 401);
 
     let code = obtain_code(&standin, None);
     for secret in ["wrong", ""] {
-        let answer = post_form(&token_url(&standin), &[], &[("code", &code), ("client_secret", secret)]);
+        let answer = post_form(
+            &token_url(&standin),
+            &[],
+            &[("code", &code), ("client_secret", secret)],
+        );
         assert_eq!(answer.status, 401, "secret {secret:?}");
         assert_eq!(answer.json()["message"], "OAuth authorization invalid.");
     }
@@ -293,7 +436,11 @@ fn unknown_code_and_wrong_secret_are_401() {
 fn missing_secret_is_422() {
     let standin = start(Config::default());
     let code = obtain_code(&standin, None);
-    let answer = post_form(&token_url(&standin), &[], &[("grant_type", "authorization_code"), ("code", &code)]);
+    let answer = post_form(
+        &token_url(&standin),
+        &[],
+        &[("grant_type", "authorization_code"), ("code", &code)],
+    );
     assert_eq!(answer.status, 422);
     assert_eq!(answer.json()["id"], "invalid_params");
     assert!(answer.json()["message"].is_string());
@@ -306,7 +453,11 @@ fn missing_code_and_unknown_grant_are_400() {
     assert_eq!(missing.status, 400);
     assert_eq!(missing.json()["id"], "bad_request");
 
-    let unknown = post_form(&token_url(&standin), &[], &[("grant_type", "password"), ("client_secret", SECRET)]);
+    let unknown = post_form(
+        &token_url(&standin),
+        &[],
+        &[("grant_type", "password"), ("client_secret", SECRET)],
+    );
     assert_eq!(unknown.status, 400);
 }
 
@@ -320,7 +471,11 @@ fn refresh_keeps_refresh_token() {
     let answer = post_form(
         &token_url(&standin),
         &[],
-        &[("grant_type", "refresh_token"), ("refresh_token", refresh_token), ("client_secret", SECRET)],
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+            ("client_secret", SECRET),
+        ],
     );
     assert_eq!(answer.status, 200, "{answer:?}");
     let second = answer.json();
@@ -329,7 +484,11 @@ fn refresh_keeps_refresh_token() {
     assert_eq!(second["user_id"], first["user_id"]);
     assert_eq!(second["expires_in"], 28_800);
 
-    let account = api_get(&standin, "/account", second["access_token"].as_str().unwrap());
+    let account = api_get(
+        &standin,
+        "/account",
+        second["access_token"].as_str().unwrap(),
+    );
     assert_eq!(account.status, 200);
 }
 
@@ -350,18 +509,28 @@ fn revoked_refresh_token_is_401() {
         ],
     );
     assert_eq!(answer.status, 401);
-    assert_eq!(answer.body, r#"{"id":"unauthorized","message":"OAuth authorization invalid."}"#);
+    assert_eq!(
+        answer.body,
+        r#"{"id":"unauthorized","message":"OAuth authorization invalid."}"#
+    );
 }
 
 #[test]
 fn expired_refresh_token_is_401() {
-    let standin = start(Config { refresh_token_lifetime_s: 0, ..Config::default() });
+    let standin = start(Config {
+        refresh_token_lifetime_s: 0,
+        ..Config::default()
+    });
     let code = obtain_code(&standin, None);
     let tokens = exchange(&standin, &code);
     let answer = post_form(
         &token_url(&standin),
         &[],
-        &[("grant_type", "refresh_token"), ("refresh_token", tokens["refresh_token"].as_str().unwrap()), ("client_secret", SECRET)],
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+            ("client_secret", SECRET),
+        ],
     );
     assert_eq!(answer.status, 401);
 }
@@ -380,26 +549,53 @@ fn logout_redirects_to_login_unless_url_is_heroku() {
     let plain = get(&format!("{}/logout", standin.base_url()), &[]);
     assert_eq!(plain.status, 302);
     assert_eq!(plain.location(), "/login");
-    assert!(plain.header_all("set-cookie").iter().any(|cookie| cookie.starts_with("heroku_session=;")));
+    assert!(plain
+        .header_all("set-cookie")
+        .iter()
+        .any(|cookie| cookie.starts_with("heroku_session=;")));
 
-    let elsewhere = get(&format!("{}/logout?url=http%3A%2F%2F127.0.0.1%3A10000%2F", standin.base_url()), &[]);
+    let elsewhere = get(
+        &format!(
+            "{}/logout?url=http%3A%2F%2F127.0.0.1%3A10000%2F",
+            standin.base_url()
+        ),
+        &[],
+    );
     assert_eq!(elsewhere.location(), "/login");
 
-    let heroku = get(&format!("{}/logout?url=https%3A%2F%2Fapi.heroku.com%2F", standin.base_url()), &[]);
+    let heroku = get(
+        &format!(
+            "{}/logout?url=https%3A%2F%2Fapi.heroku.com%2F",
+            standin.base_url()
+        ),
+        &[],
+    );
     assert_eq!(heroku.location(), "https://api.heroku.com/");
 }
 
 #[test]
 fn login_form_switches_current_user() {
     let standin = start(Config::default());
-    let answer = post_form(&format!("{}/login", standin.base_url()), &[], &[("email", "grace@heroku.com")]);
+    let answer = post_form(
+        &format!("{}/login", standin.base_url()),
+        &[],
+        &[("email", "grace@heroku.com")],
+    );
     assert_eq!(answer.status, 303);
     assert_eq!(answer.location(), "/login");
 
     let page = get(&format!("{}/login", standin.base_url()), &[]);
-    assert!(page.body.contains("Logged in as <strong>grace@heroku.com</strong>"), "{}", page.body);
+    assert!(
+        page.body
+            .contains("Logged in as <strong>grace@heroku.com</strong>"),
+        "{}",
+        page.body
+    );
     let code = obtain_code(&standin, None);
-    assert_eq!(exchange(&standin, &code)["user_id"], User::id_for_email("grace@heroku.com"));
+    assert_eq!(
+        exchange(&standin, &code)["user_id"],
+        User::id_for_email("grace@heroku.com")
+    );
 }
 
 #[test]

