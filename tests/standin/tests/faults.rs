@@ -113,7 +113,7 @@ fn cleared_fault_restores_normal_answers() {
 fn delay_fault_delays_without_blocking_others() {
     let standin = start(Config::default());
     let token = access_token(&standin, None);
-    let delay = Duration::from_millis(800);
+    let delay = Duration::from_secs(2);
     standin.set_fault(Endpoint::Account, Some(Fault::Delay(delay)));
 
     let started = Instant::now();
@@ -135,8 +135,8 @@ fn delay_fault_delays_without_blocking_others() {
     let quick_started = Instant::now();
     assert_eq!(get(&authorize_url(&standin, ""), &[]).status, 302);
     assert!(
-        quick_started.elapsed() < Duration::from_millis(500),
-        "authorize took {:?}",
+        slow_calls.iter().all(|call| !call.is_finished()),
+        "authorize answered only after the delayed calls ({:?})",
         quick_started.elapsed()
     );
 
