@@ -22,7 +22,7 @@ pub const ENV_SECRET_KEY: &str = "SECRET_KEY";
 /// entropy that the key never had.
 pub const MIN_SECRET_KEY_BYTES: usize = 32;
 
-/// The longest callout timeout accepted. Envoy reads 0 as "no timeout", which would let a
+/// The maximum callout timeout accepted. Envoy reads 0 as "no timeout", which would let a
 /// hung Heroku connection hold requests forever, so 0 is rejected too.
 const MAX_CALLOUT_TIMEOUT_MS: u64 = 60_000;
 
@@ -82,7 +82,7 @@ pub struct Config {
     pub callout_timeout: Duration,
 }
 
-/// Why a configuration was rejected. `Display` names the key, the offending value when it
+/// A rejected configuration's key and reason. `Display` names the key, the offending value when it
 /// is not secret, and the fix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -154,8 +154,8 @@ struct RawHeaders {
 
 /// Parses and checks the plugin configuration.
 ///
-/// `json` is the configuration as Envoy delivers it (empty means `{}`), and `env` looks up
-/// an environment variable; the filter passes `std::env::var`, tests pass a map.
+/// `json` is the configuration as Envoy delivers it, where empty means `{}`. `env` looks up
+/// an environment variable: the filter passes `std::env::var`, and tests pass a map.
 pub fn parse(json: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
     let raw = parse_json(json)?;
 

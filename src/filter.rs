@@ -1,4 +1,4 @@
-//! The proxy-wasm glue: reads from Envoy, asks the [`Gate`], applies its decision.
+//! The proxy-wasm glue: reads from Envoy, calls the [`Gate`], applies its decision.
 //!
 //! Nothing here decides anything. Two SDK traps shape the code: a request header read after
 //! the request continued panics (so every header is read once, up front), and the
@@ -120,7 +120,7 @@ impl RootContext for Root {
             }
             Err(problem) => {
                 // Returning false makes Envoy reject the plugin, so nothing ever fails open.
-                let message = format!("heroku-bouncer refused to start: {problem}");
+                let message = format!("heroku-bouncer failed to start: {problem}");
                 if hostcalls::log(LogLevel::Critical, &message).is_err() {
                     error!("{message}");
                 }
@@ -259,7 +259,7 @@ impl Context for Stream {
             };
             match body {
                 Some(body) => CalloutResponse { status, content_type: text("content-type"), body },
-                // An empty body comes back as `None`; an oversized one is treated as no answer.
+                // An empty body comes back as `None`. An oversized one is treated as no response.
                 None if body_size == 0 => CalloutResponse { status, content_type: text("content-type"), body: vec![] },
                 None => CalloutResponse::default(),
             }

@@ -1,4 +1,4 @@
-//! The login gate: what to do with each request, and with each Heroku answer.
+//! The login gate: what to do with each request, and with each Heroku response.
 //!
 //! This module is pure. It receives the request headers as bytes, the current time and a
 //! source of random bytes, and returns a [`Step`] that the proxy-wasm glue applies: forward
@@ -13,7 +13,7 @@ use crate::pages::{self, Notice};
 use crate::seal::{Sealer, SEAL_RANDOM_BYTES};
 use crate::session::{self, LoginState, Session, StateError, LOGIN_STATE_TTL_S, STATE_RANDOM_BYTES};
 
-/// Longest original path (with query) kept as the place to return to after login. A longer
+/// Maximum length of the original path (with query) kept as the place to return to after login. A longer
 /// one is dropped, not truncated, because a cut path can mean something else.
 pub const MAX_RETURN_PATH_BYTES: usize = 2048;
 
@@ -192,7 +192,7 @@ impl Reply {
     }
 }
 
-/// What the glue should do next.
+/// The next action for the glue.
 #[derive(Debug)]
 pub enum Step {
     Forward(Forward),
@@ -232,14 +232,14 @@ impl Outcome {
     }
 }
 
-/// A login waiting for Heroku, named for the answer it waits for.
+/// A login waiting for Heroku, named for the response it waits for.
 #[derive(Debug)]
 pub enum Pending {
     ExpectToken(Login),
     ExpectAccount(Login, Tokens),
 }
 
-/// What a callback carries across its callouts.
+/// The login data a callback carries across its callouts.
 #[derive(Debug, Clone)]
 pub struct Login {
     return_to: String,
@@ -270,7 +270,7 @@ impl Gate {
     /// Decides what to do with a request, in this order:
     /// 1. the callback path finishes a login;
     /// 2. the logout path ends the session;
-    /// 3. the forbidden path answers 403, or passes without identity when so configured;
+    /// 3. the forbidden path gets a 403 page, or passes without identity when so configured;
     /// 4. skip paths pass without login;
     /// 5. a valid session passes with the identity headers set;
     /// 6. anything else gets a 401 (API clients) or a redirect to Heroku (browsers).
@@ -320,7 +320,7 @@ impl Gate {
         outcome
     }
 
-    /// Continues a login with Heroku's answer to the callout that `pending` waited for.
+    /// Continues a login with Heroku's response to the callout that `pending` waited for.
     pub fn on_callout_response(
         &self,
         pending: Pending,

@@ -1,7 +1,7 @@
-//! Requests to Heroku and checks of its answers.
+//! Requests to Heroku and checks of its responses.
 //!
 //! The token exchange goes to id.heroku.com's `/oauth/token`, the account lookup to
-//! api.heroku.com's `/account`. Both answers are untrusted input: each field is checked for
+//! api.heroku.com's `/account`. Both responses are untrusted input: each field is checked for
 //! type, size and characters before it can reach a cookie or a request header.
 
 use std::fmt;
@@ -16,7 +16,7 @@ use crate::secret::Secret;
 /// Lifetime assumed when the token response has no `expires_in`: Heroku's 8 hours.
 pub const DEFAULT_EXPIRES_IN_S: u64 = 28_800;
 
-/// Largest callout response body read, in bytes. Heroku's answers are well under 4 KiB.
+/// Maximum callout response body read, in bytes. Heroku's responses are well under 4 KiB.
 pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
 const MAX_TOKEN_BYTES: usize = 1024;
@@ -45,7 +45,7 @@ impl fmt::Debug for Callout {
     }
 }
 
-/// What Envoy returned for a callout. `status` is `None` when the call failed without a
+/// A callout's response as Envoy delivered it. `status` is `None` when the call failed without a
 /// response (a reset, or a response over Envoy's buffer limit).
 #[derive(Debug, Clone, Default)]
 pub struct CalloutResponse {
@@ -110,7 +110,7 @@ pub struct Account {
     pub name: Option<String>,
 }
 
-/// Why a Heroku answer was not usable. `Display` never includes the body, which may hold
+/// The reason a Heroku response was not usable. `Display` never includes the body, which may hold
 /// tokens.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AnswerError {

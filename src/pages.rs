@@ -1,9 +1,9 @@
-//! The pages and JSON errors the filter answers with itself.
+//! The pages and JSON errors that the filter sends as local replies.
 //!
 //! Pages are small self-contained HTML documents with inline CSS, so they work without
 //! any asset server. They say what happened and what to do, and never show internals.
 
-/// What a local reply tells the person or program that receives it.
+/// The message of a local reply, rendered as a page or as JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Notice {
     /// No session on an API-style request.
@@ -14,7 +14,7 @@ pub enum Notice {
     AccessDenied,
     /// The callback's state or code could not be verified, or the login took too long.
     LoginNotVerified,
-    /// Heroku could not be reached or gave an unusable answer.
+    /// Heroku could not be reached or sent an unusable response.
     HerokuUnavailable,
 }
 
@@ -158,7 +158,8 @@ mod tests {
             assert!(page.contains(&format!("<title>{}</title>", notice.title())));
             assert!(page.contains(&format!("<h1>{}</h1>", notice.title())));
             assert!(page.contains("href=\"/start\""));
-            assert!(!page.contains("http://") && !page.contains("https://"), "no external assets");
+            assert!(!page.contains("http://"), "no external assets");
+            assert!(!page.contains("https://"), "no external assets");
         }
     }
 

@@ -26,7 +26,7 @@ const HKDF_SALT: &[u8] = b"heroku-bouncer for Envoy";
 /// Random bytes that one seal consumes.
 pub const SEAL_RANDOM_BYTES: usize = NONCE_BYTES;
 
-/// What a sealed value is for. Each purpose has its own derived key.
+/// The use of a sealed value. Each purpose has its own derived key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Purpose {
     Session,
@@ -42,10 +42,10 @@ impl Purpose {
     }
 }
 
-/// Why a value could not be unsealed. Callers log the reason, never the value.
+/// The reason a value could not be unsealed. Callers log the reason, never the value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UnsealError {
-    /// The value does not start with a version prefix this build knows.
+    /// The value does not start with a version prefix this build supports.
     UnknownVersion,
     /// The value is not base64url or is too short to hold a nonce and a tag.
     Malformed,

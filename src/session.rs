@@ -45,7 +45,7 @@ pub struct Session {
     pub issued_at: u64,
 }
 
-/// Why a session cookie does not log anyone in.
+/// The reason a session cookie does not log anyone in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionError {
     Unsealed(UnsealError),
@@ -105,19 +105,19 @@ pub struct LoginState {
     /// The OAuth `state` value sent to Heroku; the callback must bring back the same value.
     #[serde(rename = "s")]
     pub state: Secret,
-    /// Where to send the browser after login: a same-origin path with its query.
+    /// The same-origin path, with its query, to send the browser to after login.
     #[serde(rename = "r")]
     pub return_to: String,
     #[serde(rename = "t")]
     pub issued_at: u64,
 }
 
-/// Why a callback's `state` was not accepted.
+/// The reason a callback's `state` was not accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StateError {
     /// The callback had no `state`, or one this filter could not have issued.
     MissingOrMalformed,
-    /// This browser holds no login state cookie for that `state`.
+    /// This browser sent no login state cookie for that `state`.
     NoCookie,
     Unsealed(UnsealError),
     BadContents,
@@ -178,7 +178,7 @@ impl LoginState {
     }
 }
 
-/// Returns the name of the cookie that holds the login state for `state`, or `None` when
+/// Returns the name of the cookie that contains the login state for `state`, or `None` when
 /// `state` cannot be a value this filter issued.
 pub fn state_cookie_name(session_cookie: &str, state: &str) -> Option<String> {
     let expected_len = URL_SAFE_NO_PAD.encode([0u8; STATE_RANDOM_BYTES]).len();

@@ -28,7 +28,7 @@ fn bad_configurations_are_refused() {
         let log = rejected_log(plugin.clone());
         let line = log
             .lines()
-            .find(|line| line.contains("heroku-bouncer refused to start"))
+            .find(|line| line.contains("heroku-bouncer failed to start"))
             .unwrap_or_else(|| panic!("no refusal line for {plugin}:\n{log}"));
         assert!(line.contains("[critical]"), "{line}");
         assert!(line.contains(&format!("\"{key}\"")), "the line names {key}: {line}");

@@ -51,7 +51,7 @@ fn production_config_loads_with_credentials() {
 fn production_config_refuses_without_credentials() {
     let (ok, log) = validate(&repo_file("envoy.yaml"), &[]);
     assert!(!ok, "Envoy must not start without credentials:\n{log}");
-    assert!(log.contains("heroku-bouncer refused to start"), "{log}");
+    assert!(log.contains("heroku-bouncer failed to start"), "{log}");
 }
 
 #[test]

@@ -76,6 +76,20 @@ fn session_cookie_is_sealed_and_scoped() {
 }
 
 #[test]
+fn https_requests_get_secure_cookies() {
+    let stack = Stack::start(Setup::default());
+    let mut browser = Browser::default();
+    // With its default settings Envoy takes `:scheme` from `x-forwarded-proto`, as it does
+    // behind a TLS-terminating load balancer.
+    let response = browser.request("GET", &stack.url("/"), &[("x-forwarded-proto", "https")]);
+    assert_eq!(response.status, 302);
+    let state_cookie = response.all("set-cookie")[0].to_string();
+    assert!(state_cookie.ends_with("; Secure"), "{state_cookie}");
+    let plain = browser.get(&stack.url("/"));
+    assert!(!plain.all("set-cookie")[0].contains("Secure"));
+}
+
+#[test]
 fn logged_in_requests_need_no_callout() {
     let stack = Stack::start(Setup::default());
     let mut browser = Browser::default();

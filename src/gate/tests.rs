@@ -135,7 +135,7 @@ fn start_login(gate: &Gate, path: &str) -> Started {
     }
 }
 
-/// Runs a callback and both callouts with the given answers. Returns the final outcome.
+/// Runs a callback and both callouts with the given responses. Returns the final outcome.
 fn finish_login(gate: &Gate, started: &Started, token: CalloutResponse, account: CalloutResponse) -> Outcome {
     let path = format!("/auth/heroku/callback/?code=the-code&state={}", started.state);
     let outcome = run(gate, "GET", &path, &[("cookie", &started.cookie)]);
@@ -524,7 +524,8 @@ fn rejected_code_gets_403_and_outage_gets_502() {
         assert_eq!(reply.status, status);
         let cookies = set_cookies(reply);
         assert_eq!(cookies.len(), 1, "only the state cookie is cleared");
-        assert!(cookies[0].contains("-state-") && cookies[0].contains("Max-Age=0"));
+        assert!(cookies[0].contains("-state-"), "{}", cookies[0]);
+        assert!(cookies[0].contains("Max-Age=0"), "{}", cookies[0]);
     }
 }
 

@@ -29,14 +29,15 @@ fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The built filter. `make test` builds it first; a bare `cargo test` fails here with a hint.
+/// Returns the built filter's path. `make test` builds it first, and a bare `cargo test`
+/// fails here with a hint.
 pub fn wasm_path() -> PathBuf {
     let path = repo_root().join("target/wasm32-wasip1/release/heroku_bouncer.wasm");
     assert!(path.exists(), "{} is missing; run `make build` (or `make test`) first", path.display());
     path
 }
 
-/// The Envoy binary: `$ENVOY_BIN`, or the one `make` installs into `.venv`.
+/// Returns the Envoy binary: `$ENVOY_BIN`, or the one `make` installs into `.venv`.
 pub fn envoy_binary() -> PathBuf {
     let path = std::env::var_os("ENVOY_BIN")
         .map(PathBuf::from)
@@ -200,7 +201,7 @@ fn cluster_yaml(name: &str, port: u16) -> String {
     )
 }
 
-/// A loopback port with no listener: bound once to learn a free number, then released.
+/// Returns a loopback port with no listener, bound once to learn a free number and released.
 fn refused_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a probe port");
     listener.local_addr().expect("probe address").port()
