@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::allow::AllowRule;
+use crate::pages::{Pages, ALL_NOTICES};
 use crate::secret::Secret;
 
 /// Environment variables read when the matching key is absent from the JSON.
@@ -80,6 +81,7 @@ pub struct Config {
     pub api_cluster: String,
     pub api_authority: String,
     pub callout_timeout: Duration,
+    pub pages: Pages,
 }
 
 /// A rejected configuration's key and reason. `Display` names the key, the offending value when it
@@ -132,6 +134,7 @@ struct RawConfig {
     api_cluster: Option<String>,
     api_authority: Option<String>,
     callout_timeout_ms: Option<u64>,
+    pages: Option<std::collections::BTreeMap<String, String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -216,6 +219,8 @@ pub fn parse(json: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Config
         ));
     }
 
+    let pages = custom_pages(raw.pages.unwrap_or_default())?;
+
     Ok(Config {
         client_id: client_id.expose().to_string(),
         client_secret,
@@ -236,7 +241,28 @@ pub fn parse(json: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Config
         api_cluster,
         api_authority,
         callout_timeout: Duration::from_millis(timeout_ms),
+        pages,
     })
+}
+
+/// Reads the operator's replacement pages, keyed by page name.
+fn custom_pages(entries: std::collections::BTreeMap<String, String>) -> Result<Pages, ConfigError> {
+    let mut pages = Pages::default();
+    for (key, html) in entries {
+        let notice = ALL_NOTICES.iter().copied().find(|notice| notice.config_key() == Some(key.as_str()));
+        let Some(notice) = notice else {
+            let known: Vec<&str> = ALL_NOTICES.iter().filter_map(|notice| notice.config_key()).collect();
+            return Err(ConfigError::new(
+                "pages",
+                format!("{key:?} is not a page name; use one of {}", known.join(", ")),
+            ));
+        };
+        if html.trim().is_empty() {
+            return Err(ConfigError::new(&format!("pages.{key}"), "the page is empty; give the HTML to show"));
+        }
+        pages.replace(notice, html);
+    }
+    Ok(pages)
 }
 
 fn parse_json(json: &[u8]) -> Result<RawConfig, ConfigError> {
@@ -633,6 +659,15 @@ mod tests {
         assert_eq!(parse_err(&with_credentials(r#""callout_timeout_ms":-1"#)).key, "callout_timeout_ms");
         let config = parse_ok(&with_credentials(r#""callout_timeout_ms":250"#));
         assert_eq!(config.callout_timeout, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn custom_pages_are_checked() {
+        let config = parse_ok(&with_credentials(r#""pages":{"forbidden":"<h1>No</h1>"}"#));
+        assert_eq!(config.pages.html(crate::pages::Notice::Forbidden, "/"), b"<h1>No</h1>".to_vec());
+        assert_eq!(parse_err(&with_credentials(r#""pages":{"unauthorized":"x"}"#)).key, "pages");
+        assert_eq!(parse_err(&with_credentials(r#""pages":{"forbiden":"x"}"#)).key, "pages");
+        assert_eq!(parse_err(&with_credentials(r#""pages":{"forbidden":" "}"#)).key, "pages.forbidden");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::fmt;
 use crate::config::Config;
 use crate::headers::{canonical_name, cookie_header_without, cookie_pairs};
 use crate::heroku::{self, Account, AnswerError, Callout, CalloutResponse, Tokens};
-use crate::pages::{self, Notice};
+use crate::pages::{self, Notice, Pages};
 use crate::seal::{Sealer, SEAL_RANDOM_BYTES};
 use crate::session::{self, LoginState, Session, StateError, LOGIN_STATE_TTL_S, STATE_RANDOM_BYTES};
 
@@ -19,6 +19,11 @@ pub const MAX_RETURN_PATH_BYTES: usize = 2048;
 
 /// Browsers reject a `Set-Cookie` value over 4096 bytes, which would loop the login.
 pub const MAX_SET_COOKIE_BYTES: usize = 4096;
+
+/// How long after a logout the next page shows "Logged out" instead of a new login, in
+/// seconds. Without it, `/` would send the browser straight back through Heroku, which
+/// logs a user with an active Heroku session in again at once.
+const LOGGED_OUT_MARKER_TTL_S: u64 = 600;
 
 /// Most login state cookies a browser may hold at once. A login started beyond this
 /// clears the older ones, so abandoned logins cannot grow the `cookie` header without end.
@@ -178,11 +183,11 @@ impl Reply {
         reply
     }
 
-    fn notice(notice: Notice, api_client: bool, action_href: &str) -> Self {
+    fn notice(pages: &Pages, notice: Notice, api_client: bool, action_href: &str) -> Self {
         if api_client {
             Reply::new(notice.status(), "application/json", pages::json(notice))
         } else {
-            Reply::new(notice.status(), "text/html; charset=utf-8", pages::html(notice, action_href))
+            Reply::new(notice.status(), "text/html; charset=utf-8", pages.html(notice, action_href))
         }
     }
 
@@ -254,13 +259,15 @@ pub struct Gate {
     config: Config,
     sealer: Sealer,
     state_prefix: String,
+    logged_out_marker: String,
 }
 
 impl Gate {
     pub fn new(config: Config) -> Self {
         let sealer = Sealer::new(&config.secret_key);
         let state_prefix = session::state_cookie_prefix(&config.cookie_name);
-        Gate { config, sealer, state_prefix }
+        let logged_out_marker = format!("{}-logged-out", config.cookie_name);
+        Gate { config, sealer, state_prefix, logged_out_marker }
     }
 
     pub fn config(&self) -> &Config {
@@ -269,7 +276,7 @@ impl Gate {
 
     /// Decides what to do with a request, in this order:
     /// 1. the callback path finishes a login;
-    /// 2. the logout path ends the session;
+    /// 2. the logout path ends the session and marks the browser as logged out;
     /// 3. the forbidden path gets a 403 page, or passes without identity when so configured;
     /// 4. skip paths pass without login;
     /// 5. a valid session passes with the identity headers set;
@@ -285,7 +292,10 @@ impl Gate {
         }
 
         if self.is_route(path, &self.config.logout_path) {
-            let reply = Reply::redirect("/").with_cookie(self.clear_cookie(&self.config.cookie_name, request.is_https()));
+            let https = request.is_https();
+            let reply = Reply::redirect("/")
+                .with_cookie(self.clear_cookie(&self.config.cookie_name, https))
+                .with_cookie(set_cookie(&self.logged_out_marker, "1", LOGGED_OUT_MARKER_TTL_S, https));
             return Outcome::new(Step::Reply(reply)).with(Event::LoggedOut);
         }
 
@@ -293,7 +303,7 @@ impl Gate {
             if self.config.forbidden_passthrough {
                 return Outcome::new(Step::Forward(self.forward(request, None)));
             }
-            let reply = Reply::notice(Notice::Forbidden, request.is_api_client(), &self.config.logout_path);
+            let reply = Reply::notice(&self.config.pages, Notice::Forbidden, request.is_api_client(), &self.config.logout_path);
             return Outcome::new(Step::Reply(reply));
         }
 
@@ -311,7 +321,13 @@ impl Gate {
         }
 
         let mut outcome = if request.is_api_client() {
-            Outcome::new(Step::Reply(Reply::notice(Notice::Unauthorized, true, "/"))).with(Event::Unauthorized)
+            Outcome::new(Step::Reply(Reply::notice(&self.config.pages, Notice::Unauthorized, true, "/"))).with(Event::Unauthorized)
+        } else if self.has_cookie(request, &self.logged_out_marker) {
+            // If the browser just logged out, say so once; its link then starts a login.
+            let href = safe_return_path(request.path_and_query());
+            let reply = Reply::notice(&self.config.pages, Notice::LoggedOut, false, &href)
+                .with_cookie(self.clear_cookie(&self.logged_out_marker, request.is_https()));
+            Outcome::new(Step::Reply(reply))
         } else {
             self.start_login(request, now, random)
         };
@@ -418,7 +434,16 @@ impl Gate {
     }
 
     fn is_own_cookie(&self, name: &[u8]) -> bool {
-        name == self.config.cookie_name.as_bytes() || name.starts_with(self.state_prefix.as_bytes())
+        name == self.config.cookie_name.as_bytes()
+            || name == self.logged_out_marker.as_bytes()
+            || name.starts_with(self.state_prefix.as_bytes())
+    }
+
+    fn has_cookie(&self, request: &Request, name: &str) -> bool {
+        request
+            .cookie_headers()
+            .iter()
+            .any(|header| cookie_pairs(header).any(|(cookie, _)| cookie == name.as_bytes()))
     }
 
     /// Sends a browser to Heroku's authorize page with a fresh `state`, sealed with the
@@ -429,7 +454,7 @@ impl Gate {
         let mut nonce = [0u8; SEAL_RANDOM_BYTES];
         if random.fill(&mut state_bytes).is_err() || random.fill(&mut nonce).is_err() {
             let reason = "no random bytes available for the login state".to_string();
-            let reply = Reply::notice(Notice::HerokuUnavailable, false, "/");
+            let reply = Reply::notice(&self.config.pages, Notice::HerokuUnavailable, false, "/");
             return Outcome::new(Step::Reply(reply)).with(Event::LoginFailed { reason });
         }
 
@@ -440,7 +465,7 @@ impl Gate {
             .and_then(|name| login.seal(&self.sealer, &name, &nonce).map(|value| (name, value)));
         let Some((cookie_name, sealed)) = sealed else {
             let reason = "could not seal the login state".to_string();
-            let reply = Reply::notice(Notice::HerokuUnavailable, false, "/");
+            let reply = Reply::notice(&self.config.pages, Notice::HerokuUnavailable, false, "/");
             return Outcome::new(Step::Reply(reply)).with(Event::LoginFailed { reason });
         };
 
@@ -502,7 +527,7 @@ impl Gate {
         // If the person pressed Deny, Heroku sends `error=access_denied` without `state`.
         if let Some(error) = error {
             let shown: String = error.chars().filter(char::is_ascii_graphic).take(40).collect();
-            let reply = Reply::notice(Notice::AccessDenied, api_client, "/");
+            let reply = Reply::notice(&self.config.pages, Notice::AccessDenied, api_client, "/");
             let reason = format!("Heroku returned error {shown:?}");
             return Outcome::new(Step::Reply(reply)).with(Event::LoginFailed { reason });
         }
@@ -548,7 +573,7 @@ impl Gate {
     }
 
     fn reject_callback(&self, state_cookie: Option<&str>, api_client: bool, https: bool, error: StateError) -> Outcome {
-        let mut reply = Reply::notice(Notice::LoginNotVerified, api_client, "/");
+        let mut reply = Reply::notice(&self.config.pages, Notice::LoginNotVerified, api_client, "/");
         if let Some(name) = state_cookie {
             reply = reply.with_cookie(self.clear_cookie(name, https));
         }
@@ -557,7 +582,7 @@ impl Gate {
 
     /// Ends a login without a session: the page for `notice`, the login state cleared.
     fn fail_login(&self, login: &Login, notice: Notice, event: Event) -> Outcome {
-        let reply = Reply::notice(notice, login.api_client, &login.return_to)
+        let reply = Reply::notice(&self.config.pages, notice, login.api_client, &login.return_to)
             .with_cookie(self.clear_cookie(&login.state_cookie, login.https));
         Outcome::new(Step::Reply(reply)).with(event)
     }

@@ -16,12 +16,14 @@ pub enum Notice {
     LoginNotVerified,
     /// Heroku could not be reached or sent an unusable response.
     HerokuUnavailable,
+    /// The browser logged out; shown in place of an immediate new login.
+    LoggedOut,
 }
 
 impl Notice {
     pub fn status(self) -> u32 {
         match self {
-            Notice::Unauthorized => 401,
+            Notice::Unauthorized | Notice::LoggedOut => 401,
             Notice::Forbidden | Notice::AccessDenied | Notice::LoginNotVerified => 403,
             Notice::HerokuUnavailable => 502,
         }
@@ -29,7 +31,7 @@ impl Notice {
 
     fn json_id(self) -> &'static str {
         match self {
-            Notice::Unauthorized => "unauthorized",
+            Notice::Unauthorized | Notice::LoggedOut => "unauthorized",
             Notice::Forbidden | Notice::AccessDenied => "forbidden",
             Notice::LoginNotVerified => "login_not_verified",
             Notice::HerokuUnavailable => "bad_gateway",
@@ -43,6 +45,7 @@ impl Notice {
             Notice::AccessDenied => "Access denied",
             Notice::LoginNotVerified => "Login could not be verified",
             Notice::HerokuUnavailable => "Heroku is unavailable",
+            Notice::LoggedOut => "Logged out",
         }
     }
 
@@ -57,6 +60,7 @@ impl Notice {
                 "The login expired or did not start in this browser. Start the login again from the page you wanted."
             }
             Notice::HerokuUnavailable => "Heroku did not answer the login in time. Wait a moment, then try again.",
+            Notice::LoggedOut => "You are logged out of this app. Your Heroku account stays logged in on Heroku.",
         }
     }
 
@@ -67,12 +71,61 @@ impl Notice {
             _ => "Log in again",
         }
     }
+
+    /// Returns the key that names this page in the `pages` configuration, or `None` for
+    /// notices that only API clients receive.
+    pub fn config_key(self) -> Option<&'static str> {
+        match self {
+            Notice::Unauthorized => None,
+            Notice::Forbidden => Some("forbidden"),
+            Notice::AccessDenied => Some("access_denied"),
+            Notice::LoginNotVerified => Some("login_not_verified"),
+            Notice::HerokuUnavailable => Some("heroku_unavailable"),
+            Notice::LoggedOut => Some("logged_out"),
+        }
+    }
 }
 
 /// Renders the JSON error body: `{"id": ..., "message": ...}`, in Heroku's own error shape.
 pub fn json(notice: Notice) -> Vec<u8> {
     let body = serde_json::json!({ "id": notice.json_id(), "message": notice.message() });
     body.to_string().into_bytes()
+}
+
+/// Every notice, in the order the documentation lists them.
+pub const ALL_NOTICES: [Notice; 6] = [
+    Notice::Unauthorized,
+    Notice::Forbidden,
+    Notice::AccessDenied,
+    Notice::LoginNotVerified,
+    Notice::HerokuUnavailable,
+    Notice::LoggedOut,
+];
+
+/// The placeholder that operator pages use for the page's action link.
+pub const ACTION_URL_PLACEHOLDER: &str = "{{action_url}}";
+
+/// The HTML pages in use: the built-in ones, or the operator's replacements.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pages {
+    custom: Vec<(Notice, String)>,
+}
+
+impl Pages {
+    /// Replaces the built-in page for `notice` with `html`.
+    pub fn replace(&mut self, notice: Notice, html: String) {
+        self.custom.retain(|(existing, _)| *existing != notice);
+        self.custom.push((notice, html));
+    }
+
+    /// Renders the page for `notice`. An operator's page gets `{{action_url}}` replaced by
+    /// the HTML-escaped `action_href`.
+    pub fn html(&self, notice: Notice, action_href: &str) -> Vec<u8> {
+        match self.custom.iter().find(|(custom, _)| *custom == notice) {
+            Some((_, page)) => page.replace(ACTION_URL_PLACEHOLDER, &escape_html(action_href)).into_bytes(),
+            None => html(notice, action_href),
+        }
+    }
 }
 
 /// Renders the HTML page for `notice`, with its one action linking to `action_href`.
@@ -131,13 +184,7 @@ pub fn escape_html(text: &str) -> String {
 mod tests {
     use super::*;
 
-    const ALL: [Notice; 5] = [
-        Notice::Unauthorized,
-        Notice::Forbidden,
-        Notice::AccessDenied,
-        Notice::LoginNotVerified,
-        Notice::HerokuUnavailable,
-    ];
+    const ALL: [Notice; 6] = ALL_NOTICES;
 
     #[test]
     fn json_has_id_and_message() {
@@ -161,6 +208,16 @@ mod tests {
             assert!(!page.contains("http://"), "no external assets");
             assert!(!page.contains("https://"), "no external assets");
         }
+    }
+
+    #[test]
+    fn operator_page_replaces_builtin() {
+        let mut pages = Pages::default();
+        pages.replace(Notice::Forbidden, "<p>No entry. <a href=\"{{action_url}}\">Switch</a></p>".into());
+        let page = String::from_utf8(pages.html(Notice::Forbidden, "/x?a=1&b=2")).unwrap();
+        assert_eq!(page, "<p>No entry. <a href=\"/x?a=1&amp;b=2\">Switch</a></p>");
+        let builtin = String::from_utf8(pages.html(Notice::AccessDenied, "/")).unwrap();
+        assert!(builtin.contains("<h1>Access denied</h1>"));
     }
 
     #[test]

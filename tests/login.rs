@@ -346,8 +346,13 @@ fn logout_requires_a_new_login() {
     assert_eq!(browser.cookie(&stack.url("/"), "herokuoauthsess"), None);
 
     let next = browser.get(&stack.url("/page"));
-    assert_eq!(next.status, 302);
-    assert!(next.header("location").unwrap().contains("/oauth/authorize?"));
+    assert_eq!(next.status, 401, "the next page says the user logged out: {}", next.body);
+    assert!(next.body.contains("<h1>Logged out</h1>"), "{}", next.body);
+    assert!(next.body.contains("href=\"/page\""), "{}", next.body);
+    let login = browser.get(&stack.url("/page"));
+    assert_eq!(login.status, 302, "the page's link starts a new login");
+    assert!(login.header("location").unwrap().contains("/oauth/authorize?"));
+    assert!(stack.app.requests().iter().all(|request| request.path != "/page"), "no app page without a login");
     eventually("logout counter", || stack.envoy.counter("heroku_bouncer.logout") == 1);
 }
 

@@ -397,7 +397,44 @@ fn logout_clears_session() {
     let reply = reply(&outcome);
     assert_eq!(reply.status, 302);
     assert_eq!(header(reply, "location"), Some("/"));
-    assert_eq!(set_cookies(reply), vec!["herokuoauthsess=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax"]);
+    assert_eq!(
+        set_cookies(reply),
+        vec![
+            "herokuoauthsess=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax",
+            "herokuoauthsess-logged-out=1; Max-Age=600; Path=/; HttpOnly; SameSite=Lax",
+        ]
+    );
+}
+
+#[test]
+fn logged_out_page_shows_once() {
+    let gate = gate();
+    let marker = "herokuoauthsess-logged-out=1";
+    let outcome = run(&gate, "GET", "/page?x=1", &[("cookie", marker)]);
+    assert!(outcome.events.is_empty());
+    let page = reply(&outcome);
+    assert_eq!(page.status, 401);
+    let body = String::from_utf8_lossy(&page.body);
+    assert!(body.contains("<h1>Logged out</h1>"), "{body}");
+    assert!(body.contains("href=\"/page?x=1\""), "{body}");
+    assert_eq!(set_cookies(page), vec!["herokuoauthsess-logged-out=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax"]);
+
+    let api = run(&gate, "GET", "/page", &[("cookie", marker), ("accept", "application/json")]);
+    assert_eq!(reply(&api).status, 401);
+    assert_eq!(header(reply(&api), "content-type"), Some("application/json"));
+
+    let session = log_in(&gate);
+    let both = format!("{marker}; {session}; app=1");
+    let forward = forward(run(&gate, "GET", "/", &[("cookie", &both)]));
+    assert_eq!(forward.cookie, Some(Some(b"app=1".to_vec())), "the marker is not sent upstream");
+}
+
+#[test]
+fn operator_pages_replace_builtin() {
+    let gate = gate_with(r#""pages":{"access_denied":"<p>Ask #ops. <a href='{{action_url}}'>Retry</a></p>"}"#);
+    let outcome = run(&gate, "GET", "/auth/heroku/callback/?error=access_denied", &[]);
+    assert_eq!(reply(&outcome).status, 403);
+    assert_eq!(String::from_utf8_lossy(&reply(&outcome).body), "<p>Ask #ops. <a href='/'>Retry</a></p>");
 }
 
 #[test]
