@@ -1,16 +1,18 @@
 //! Allow rules: which Heroku users may pass, decided from the account's email.
 
-/// Emails and email domains that may pass. Both lists empty means every Heroku user.
+/// Emails, email domains and Heroku teams that may pass. All three lists empty means every
+/// Heroku user.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AllowRule {
     emails: Vec<String>,
     domains: Vec<String>,
+    teams: Vec<String>,
 }
 
 impl AllowRule {
     /// Builds a rule from configured lists, lowercased. Returns the offending key and a
-    /// message when an entry is not a plain email or domain.
-    pub fn new(emails: &[String], domains: &[String]) -> Result<Self, (&'static str, String)> {
+    /// message when an entry is not a plain email, domain or team name.
+    pub fn new(emails: &[String], domains: &[String], teams: &[String]) -> Result<Self, (&'static str, String)> {
         let mut rule = AllowRule::default();
         for email in emails {
             if split_email(email).is_none() {
@@ -27,15 +29,34 @@ impl AllowRule {
             }
             rule.domains.push(domain.to_ascii_lowercase());
         }
+        for team in teams {
+            let plain = !team.is_empty() && team.len() <= 128 && team.bytes().all(|byte| byte.is_ascii_graphic());
+            if !plain {
+                return Err(("allow.teams", format!("{team:?} is not a Heroku team name or id")));
+            }
+            rule.teams.push(team.clone());
+        }
         Ok(rule)
     }
 
     pub fn allows_everyone(&self) -> bool {
-        self.emails.is_empty() && self.domains.is_empty()
+        self.emails.is_empty() && self.domains.is_empty() && self.teams.is_empty()
     }
 
-    /// Decides whether `email` may pass. An email that is not exactly `local@domain` with
-    /// one `@` never passes a rule, and is not even allowed when the rule allows everyone.
+    /// True when team membership can admit a user the email rules do not.
+    pub fn checks_teams(&self) -> bool {
+        !self.teams.is_empty()
+    }
+
+    /// Decides whether a member of `teams` (names or ids, as `GET /teams` lists them) may
+    /// pass. Team names and ids compare case-insensitively.
+    pub fn allows_any_team<'a>(&self, mut teams: impl Iterator<Item = &'a str>) -> bool {
+        teams.any(|team| self.teams.iter().any(|allowed| allowed.eq_ignore_ascii_case(team)))
+    }
+
+    /// Decides whether `email` may pass on the email rules alone. An email that is not
+    /// exactly `local@domain` with one `@` never passes, not even when the rule allows
+    /// everyone.
     pub fn allows(&self, email: &str) -> bool {
         let Some((_, domain)) = split_email(email) else {
             return false;
@@ -82,7 +103,7 @@ mod tests {
     fn rule(emails: &[&str], domains: &[&str]) -> AllowRule {
         let emails: Vec<String> = emails.iter().map(|s| s.to_string()).collect();
         let domains: Vec<String> = domains.iter().map(|s| s.to_string()).collect();
-        AllowRule::new(&emails, &domains).unwrap()
+        AllowRule::new(&emails, &domains, &[]).unwrap()
     }
 
     #[test]
@@ -137,9 +158,20 @@ mod tests {
 
     #[test]
     fn bad_entries_are_rejected() {
-        assert_eq!(AllowRule::new(&["nope".into()], &[]).unwrap_err().0, "allow.emails");
+        assert_eq!(AllowRule::new(&["nope".into()], &[], &[]).unwrap_err().0, "allow.emails");
         for bad in ["@heroku.com", "*.heroku.com", "heroku com", ""] {
-            assert_eq!(AllowRule::new(&[], &[bad.into()]).unwrap_err().0, "allow.email_domains", "{bad}");
+            assert_eq!(AllowRule::new(&[], &[bad.into()], &[]).unwrap_err().0, "allow.email_domains", "{bad}");
         }
+        assert_eq!(AllowRule::new(&[], &[], &["two words".into()]).unwrap_err().0, "allow.teams");
+    }
+
+    #[test]
+    fn teams_rule_needs_membership() {
+        let rule = AllowRule::new(&[], &[], &["Platform".into()]).unwrap();
+        assert!(!rule.allows_everyone());
+        assert!(rule.checks_teams());
+        assert!(!rule.allows("ada@example.com"), "the email rules alone do not admit");
+        assert!(rule.allows_any_team(["other", "platform"].into_iter()));
+        assert!(!rule.allows_any_team(["platformers"].into_iter()));
     }
 }

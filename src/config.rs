@@ -18,6 +18,8 @@ use crate::secret::Secret;
 pub const ENV_CLIENT_ID: &str = "HEROKU_OAUTH_ID";
 pub const ENV_CLIENT_SECRET: &str = "HEROKU_OAUTH_SECRET";
 pub const ENV_SECRET_KEY: &str = "SECRET_KEY";
+/// Previous secret keys, comma-separated, read when `previous_secret_keys` is absent.
+pub const ENV_SECRET_KEY_PREVIOUS: &str = "SECRET_KEY_PREVIOUS";
 
 /// The shortest `secret_key` accepted, in bytes. HKDF stretches it, but it cannot add
 /// entropy that the key never had.
@@ -65,6 +67,9 @@ pub struct Config {
     pub client_id: String,
     pub client_secret: Secret,
     pub secret_key: Secret,
+    /// Keys that cookies may still be sealed with. They are accepted and re-sealed with
+    /// `secret_key`, so a fleet can roll a new key without logging anyone out.
+    pub previous_secret_keys: Vec<Secret>,
     pub scope: String,
     pub callback_path: String,
     pub cookie_name: String,
@@ -82,6 +87,14 @@ pub struct Config {
     pub api_authority: String,
     pub callout_timeout: Duration,
     pub pages: Pages,
+    /// Refresh the access token before it expires, while a refresh token is available.
+    pub refresh: bool,
+    /// How long before the access token expires a request triggers a refresh, in seconds.
+    pub refresh_margin_s: u64,
+    /// How long after login a session ends, whatever its tokens say, in seconds.
+    pub session_max_age_s: u64,
+    /// Access token lifetime assumed when Heroku's token response has no `expires_in`.
+    pub default_expires_in_s: u64,
 }
 
 /// A rejected configuration's key and reason. `Display` names the key, the offending value when it
@@ -117,6 +130,7 @@ struct RawConfig {
     client_id: Option<Value>,
     client_secret: Option<Value>,
     secret_key: Option<Value>,
+    previous_secret_keys: Option<Value>,
     scope: Option<String>,
     path: Option<String>,
     cookie: Option<String>,
@@ -135,6 +149,10 @@ struct RawConfig {
     api_authority: Option<String>,
     callout_timeout_ms: Option<u64>,
     pages: Option<std::collections::BTreeMap<String, String>>,
+    refresh: Option<bool>,
+    refresh_margin_s: Option<u64>,
+    session_max_age_s: Option<u64>,
+    default_expires_in_s: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -144,6 +162,8 @@ struct RawAllow {
     emails: Vec<String>,
     #[serde(default)]
     email_domains: Vec<String>,
+    #[serde(default)]
+    teams: Vec<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -175,6 +195,8 @@ pub fn parse(json: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Config
             ),
         ));
     }
+
+    let previous_secret_keys = previous_keys(raw.previous_secret_keys, env)?;
 
     let scope = raw.scope.unwrap_or_else(|| "identity".to_string());
     if scope.trim().is_empty() || !scope.bytes().all(is_visible_ascii_or_space) {
@@ -221,6 +243,10 @@ pub fn parse(json: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Config
 
     let pages = custom_pages(raw.pages.unwrap_or_default())?;
 
+    let session_max_age_s = in_range(raw.session_max_age_s, "session_max_age_s", 604_800, 1..=31_536_000)?;
+    let refresh_margin_s = in_range(raw.refresh_margin_s, "refresh_margin_s", 600, 0..=86_400)?;
+    let default_expires_in_s = in_range(raw.default_expires_in_s, "default_expires_in_s", 28_800, 60..=31_536_000)?;
+
     Ok(Config {
         client_id: client_id.expose().to_string(),
         client_secret,
@@ -242,7 +268,62 @@ pub fn parse(json: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Config
         api_authority,
         callout_timeout: Duration::from_millis(timeout_ms),
         pages,
+        previous_secret_keys,
+        refresh: raw.refresh.unwrap_or(true),
+        refresh_margin_s,
+        session_max_age_s,
+        default_expires_in_s,
     })
+}
+
+/// Reads `previous_secret_keys`, or else the comma-separated `SECRET_KEY_PREVIOUS`. No key
+/// appears in an error message.
+fn previous_keys(value: Option<Value>, env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<Secret>, ConfigError> {
+    let keys: Vec<String> = match value {
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .map(|item| match item {
+                Value::String(key) => Ok(key),
+                _ => Err(ConfigError::new("previous_secret_keys", "every entry must be a JSON string")),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(Value::Null) | None => env(ENV_SECRET_KEY_PREVIOUS)
+            .map(|list| list.split(',').map(|key| key.trim().to_string()).filter(|key| !key.is_empty()).collect())
+            .unwrap_or_default(),
+        Some(_) => return Err(ConfigError::new("previous_secret_keys", "the value must be a JSON array of strings")),
+    };
+    keys.into_iter()
+        .enumerate()
+        .map(|(index, key)| {
+            if key.len() < MIN_SECRET_KEY_BYTES {
+                return Err(ConfigError::new(
+                    "previous_secret_keys",
+                    format!(
+                        "entry {index} has {} bytes but at least {MIN_SECRET_KEY_BYTES} are required",
+                        key.len()
+                    ),
+                ));
+            }
+            Ok(Secret::new(key))
+        })
+        .collect()
+}
+
+fn in_range(
+    value: Option<u64>,
+    key: &str,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<u64, ConfigError> {
+    let number = value.unwrap_or(default);
+    if range.contains(&number) {
+        Ok(number)
+    } else {
+        Err(ConfigError::new(
+            key,
+            format!("{number} is out of range; use {} to {} seconds", range.start(), range.end()),
+        ))
+    }
 }
 
 /// Reads the operator's replacement pages, keyed by page name.
@@ -347,7 +428,7 @@ fn allow_rule(raw: RawAllow, herokai_only: bool) -> Result<AllowRule, ConfigErro
     if herokai_only {
         domains.push("heroku.com".to_string());
     }
-    AllowRule::new(&raw.emails, &domains).map_err(|(key, message)| ConfigError::new(key, message))
+    AllowRule::new(&raw.emails, &domains, &raw.teams).map_err(|(key, message)| ConfigError::new(key, message))
 }
 
 fn skip_patterns(entries: Vec<String>) -> Result<Vec<PathPattern>, ConfigError> {
@@ -659,6 +740,35 @@ mod tests {
         assert_eq!(parse_err(&with_credentials(r#""callout_timeout_ms":-1"#)).key, "callout_timeout_ms");
         let config = parse_ok(&with_credentials(r#""callout_timeout_ms":250"#));
         assert_eq!(config.callout_timeout, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn session_lifetimes_have_defaults_and_ranges() {
+        let config = parse_ok(&with_credentials(""));
+        assert!(config.refresh);
+        assert_eq!(config.refresh_margin_s, 600);
+        assert_eq!(config.session_max_age_s, 604_800);
+        assert_eq!(config.default_expires_in_s, 28_800);
+        assert_eq!(parse_err(&with_credentials(r#""session_max_age_s":0"#)).key, "session_max_age_s");
+        assert_eq!(parse_err(&with_credentials(r#""refresh_margin_s":100000"#)).key, "refresh_margin_s");
+        assert_eq!(parse_err(&with_credentials(r#""default_expires_in_s":0"#)).key, "default_expires_in_s");
+        assert!(!parse_ok(&with_credentials(r#""refresh":false"#)).refresh);
+    }
+
+    #[test]
+    fn previous_keys_from_json_or_environment() {
+        let other = "fedcba9876543210fedcba9876543210";
+        let config = parse_ok(&with_credentials(&format!(r#""previous_secret_keys":["{other}"]"#)));
+        assert_eq!(config.previous_secret_keys, vec![Secret::new(other)]);
+
+        let env = env_from(&[(ENV_SECRET_KEY_PREVIOUS, &format!(" {other} ,{KEY},"))]);
+        let config = parse(with_credentials("").as_bytes(), &env).unwrap();
+        assert_eq!(config.previous_secret_keys, vec![Secret::new(other), Secret::new(KEY)]);
+
+        let error = parse_err(&with_credentials(r#""previous_secret_keys":["short-previous"]"#));
+        assert_eq!(error.key, "previous_secret_keys");
+        assert!(!error.to_string().contains("short-previous"), "{error}");
+        assert_eq!(parse_err(&with_credentials(r#""previous_secret_keys":"x""#)).key, "previous_secret_keys");
     }
 
     #[test]

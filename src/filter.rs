@@ -17,7 +17,7 @@ use crate::gate::{Event, Forward, Gate, Outcome, Pending, RandomUnavailable, Rep
 use crate::heroku::{CalloutResponse, MAX_RESPONSE_BYTES};
 
 /// Counter names as Envoy shows them in `/stats`.
-const COUNTER_NAMES: [&str; 8] = [
+const COUNTER_NAMES: [&str; 10] = [
     "heroku_bouncer.login_started",
     "heroku_bouncer.login_succeeded",
     "heroku_bouncer.login_failed",
@@ -26,6 +26,8 @@ const COUNTER_NAMES: [&str; 8] = [
     "heroku_bouncer.callout_failed",
     "heroku_bouncer.unauthorized",
     "heroku_bouncer.logout",
+    "heroku_bouncer.refresh_succeeded",
+    "heroku_bouncer.refresh_rejected",
 ];
 
 /// Counter ids from `define_metric`, in the order of [`COUNTER_NAMES`].
@@ -77,13 +79,31 @@ impl Counters {
                 self.increment(4);
                 info!("[{context_id}] {reason}; treating the request as not logged in");
             }
-            Event::CalloutFailed { endpoint, reason } => {
+            Event::CalloutFailed { endpoint, reason, during_login } => {
                 self.increment(5);
-                self.increment(2);
-                warn!("[{context_id}] Heroku {endpoint} request failed: {reason}");
+                if *during_login {
+                    self.increment(2);
+                    warn!("[{context_id}] login failed: Heroku {endpoint} request failed: {reason}");
+                } else {
+                    warn!("[{context_id}] token refresh failed: Heroku {endpoint} request failed: {reason}");
+                }
             }
             Event::Unauthorized => self.increment(6),
             Event::LoggedOut => self.increment(7),
+            Event::RefreshSucceeded { email } => {
+                self.increment(8);
+                info!("[{context_id}] token refreshed for {email}");
+            }
+            Event::RefreshRejected { email, reason } => {
+                self.increment(9);
+                info!("[{context_id}] session of {email} ended: {reason}");
+            }
+            Event::TeamsScopeMissing { scope } => {
+                warn!(
+                    "[{context_id}] Heroku refused to list the user's teams (403): the OAuth scope {scope:?} \
+                     cannot read teams, so allow.teams admits nobody; add \"read\" or \"global\" to scope"
+                );
+            }
         }
     }
 }
@@ -137,6 +157,8 @@ impl RootContext for Root {
             gate,
             counters: Rc::clone(&self.counters),
             pending: None,
+            request_headers: Vec::new(),
+            response_cookies: Vec::new(),
             replied: false,
         }))
     }
@@ -152,6 +174,11 @@ struct Stream {
     gate: Rc<Gate>,
     counters: Rc<Counters>,
     pending: Option<Pending>,
+    /// The request headers as first read, kept while a callout is pending: once the request
+    /// continues, Envoy no longer gives them out.
+    request_headers: Vec<(String, Vec<u8>)>,
+    /// `Set-Cookie` values to add to the upstream response.
+    response_cookies: Vec<String>,
     /// Set once a local reply is queued; Envoy hangs the client if a stream gets two.
     replied: bool,
 }
@@ -182,6 +209,7 @@ impl Stream {
         match outcome.step {
             Step::Forward(forward) => {
                 self.edit_request(&forward);
+                self.response_cookies = forward.response_cookies;
                 Action::Continue
             }
             Step::Reply(reply) => {
@@ -205,7 +233,10 @@ impl Stream {
                     }
                     Err(status) => {
                         let reason = format!("{status:?} for cluster {}", callout.cluster);
-                        let outcome = self.gate.on_callout_not_sent(pending, &reason);
+                        let now = self.now();
+                        let headers = std::mem::take(&mut self.request_headers);
+                        let outcome = self.gate.on_callout_not_sent(pending, &reason, &Request { headers: &headers }, now);
+                        self.request_headers = headers;
                         self.apply(outcome)
                     }
                 }
@@ -257,19 +288,28 @@ impl Context for Stream {
             } else {
                 self.get_http_call_response_body(0, body_size)
             };
+            let content_type = text("content-type");
+            let next_range = text("next-range");
             match body {
-                Some(body) => CalloutResponse { status, content_type: text("content-type"), body },
+                Some(body) => CalloutResponse { status, content_type, next_range, body },
                 // An empty body comes back as `None`. An oversized one is treated as no response.
-                None if body_size == 0 => CalloutResponse { status, content_type: text("content-type"), body: vec![] },
+                None if body_size == 0 => CalloutResponse { status, content_type, next_range, body: vec![] },
                 None => CalloutResponse::default(),
             }
         };
 
         let now = self.now();
-        let outcome = self.gate.on_callout_response(pending, &response, now, &mut HostRandom);
+        let headers = std::mem::take(&mut self.request_headers);
+        let request = Request { headers: &headers };
+        let outcome = self.gate.on_callout_response(pending, &response, &request, now, &mut HostRandom);
+        self.request_headers = headers;
+        // A refreshed request goes on: its header edits are made before it resumes, while
+        // Envoy still holds the request headers.
         if let Action::Continue = self.apply(outcome) {
-            // No login step forwards the request, but if one did it must go on.
             self.resume_http_request();
+        }
+        if self.pending.is_none() {
+            self.request_headers = Vec::new();
         }
     }
 }
@@ -279,6 +319,17 @@ impl HttpContext for Stream {
         let headers = self.get_http_request_headers_bytes();
         let now = self.now();
         let outcome = self.gate.on_request(&Request { headers: &headers }, now, &mut HostRandom);
+        if let Step::Callout(..) = outcome.step {
+            self.request_headers = headers;
+        }
         self.apply(outcome)
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        // Added, not set, so the app's own `Set-Cookie` headers stay.
+        for cookie in std::mem::take(&mut self.response_cookies) {
+            self.add_http_response_header("set-cookie", &cookie);
+        }
+        Action::Continue
     }
 }

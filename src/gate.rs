@@ -4,18 +4,23 @@
 //! source of random bytes, and returns a [`Step`] that the proxy-wasm glue applies: forward
 //! the request with header edits, answer it locally, or call Heroku and wait.
 
+use std::cell::RefCell;
 use std::fmt;
 
 use crate::config::Config;
 use crate::headers::{canonical_name, cookie_header_without, cookie_pairs};
-use crate::heroku::{self, Account, AnswerError, Callout, CalloutResponse, Tokens};
+use crate::heroku::{self, Callout};
 use crate::pages::{self, Notice, Pages};
+use crate::refresh::{session_key, Lookup, RefreshTable};
 use crate::seal::{Sealer, SEAL_RANDOM_BYTES};
-use crate::session::{self, LoginState, Session, StateError, LOGIN_STATE_TTL_S, STATE_RANDOM_BYTES};
+use crate::session::{self, OpenedSession, Session};
 
-/// Maximum length of the original path (with query) kept as the place to return to after login. A longer
-/// one is dropped, not truncated, because a cut path can mean something else.
-pub const MAX_RETURN_PATH_BYTES: usize = 2048;
+pub use crate::request::{safe_return_path, Request, MAX_RETURN_PATH_BYTES};
+pub use login::Login;
+pub use verify::{Flow, Pending, Refresh};
+
+mod login;
+mod verify;
 
 /// Browsers reject a `Set-Cookie` value over 4096 bytes, which would loop the login.
 pub const MAX_SET_COOKIE_BYTES: usize = 4096;
@@ -24,10 +29,6 @@ pub const MAX_SET_COOKIE_BYTES: usize = 4096;
 /// seconds. Without it, `/` would send the browser straight back through Heroku, which
 /// logs a user with an active Heroku session in again at once.
 const LOGGED_OUT_MARKER_TTL_S: u64 = 600;
-
-/// Most login state cookies a browser may hold at once. A login started beyond this
-/// clears the older ones, so abandoned logins cannot grow the `cookie` header without end.
-const MAX_PENDING_LOGINS: usize = 5;
 
 /// A source of secure random bytes. The filter reads the host's (WASI `random_get`);
 /// tests use a fixed sequence.
@@ -39,101 +40,6 @@ pub trait Random {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RandomUnavailable;
 
-/// The parts of a request the gate reads. Header names are lowercase, as Envoy gives them.
-#[derive(Debug, Clone, Copy)]
-pub struct Request<'a> {
-    pub headers: &'a [(String, Vec<u8>)],
-}
-
-impl<'a> Request<'a> {
-    fn header(&self, name: &str) -> Option<&'a [u8]> {
-        self.headers
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_slice())
-    }
-
-    fn method(&self) -> &'a [u8] {
-        self.header(":method").unwrap_or_default()
-    }
-
-    /// The `:path` pseudo-header: the path with its query.
-    fn path_and_query(&self) -> &'a [u8] {
-        self.header(":path").unwrap_or_default()
-    }
-
-    fn path(&self) -> &'a [u8] {
-        let full = self.path_and_query();
-        let end = full.iter().position(|byte| *byte == b'?' || *byte == b'#').unwrap_or(full.len());
-        full.get(..end).unwrap_or_default()
-    }
-
-    fn query(&self) -> &'a [u8] {
-        let full = self.path_and_query();
-        match full.iter().position(|byte| *byte == b'?') {
-            Some(at) => {
-                let rest = full.get(at + 1..).unwrap_or_default();
-                let end = rest.iter().position(|byte| *byte == b'#').unwrap_or(rest.len());
-                rest.get(..end).unwrap_or_default()
-            }
-            None => &[],
-        }
-    }
-
-    /// True when Envoy received the request over https (`:scheme`, which Envoy derives from
-    /// the connection or a trusted `x-forwarded-proto`).
-    fn is_https(&self) -> bool {
-        self.header(":scheme").is_some_and(|scheme| scheme.eq_ignore_ascii_case(b"https"))
-    }
-
-    fn cookie_headers(&self) -> Vec<&'a [u8]> {
-        self.headers
-            .iter()
-            .filter(|(name, _)| name == "cookie")
-            .map(|(_, value)| value.as_slice())
-            .collect()
-    }
-
-    /// Decides whether the client is a program that cannot follow a login redirect: any
-    /// method but GET and HEAD, an XHR, a fetch that is not a navigation, or an `Accept`
-    /// that wants JSON and not HTML.
-    fn is_api_client(&self) -> bool {
-        let method = self.method();
-        if method != b"GET" && method != b"HEAD" {
-            return true;
-        }
-        if self.header("x-requested-with").is_some_and(|value| value.eq_ignore_ascii_case(b"XMLHttpRequest")) {
-            return true;
-        }
-        if self.header("sec-fetch-mode").is_some_and(|mode| !mode.eq_ignore_ascii_case(b"navigate")) {
-            return true;
-        }
-        self.header("accept").is_some_and(wants_json_not_html)
-    }
-}
-
-/// Reads an `Accept` value: true when some media range names JSON and none names HTML.
-/// Ranges with `q=0` are refusals and do not count.
-fn wants_json_not_html(accept: &[u8]) -> bool {
-    let text = String::from_utf8_lossy(accept).to_ascii_lowercase();
-    let mut json = false;
-    let mut html = false;
-    for range in text.split(',') {
-        let mut parts = range.split(';');
-        let media = parts.next().unwrap_or("").trim();
-        let refused = parts.any(|param| {
-            let param = param.trim();
-            param.strip_prefix("q=").is_some_and(|q| q.trim().parse::<f32>().is_ok_and(|q| q <= 0.0))
-        });
-        if refused {
-            continue;
-        }
-        json |= media == "application/json" || media.ends_with("+json");
-        html |= media == "text/html" || media == "application/xhtml+xml";
-    }
-    json && !html
-}
-
 /// Request header edits for a request that goes on to the upstream app.
 #[derive(Default, PartialEq, Eq)]
 pub struct Forward {
@@ -143,6 +49,9 @@ pub struct Forward {
     pub set: Vec<(String, String)>,
     /// The new `cookie` header: `None` leaves it alone, `Some(None)` removes it.
     pub cookie: Option<Option<Vec<u8>>>,
+    /// `Set-Cookie` values to add to the upstream response: a refreshed or re-sealed
+    /// session. They are added, so the app's own `Set-Cookie` headers stay.
+    pub response_cookies: Vec<String>,
 }
 
 impl fmt::Debug for Forward {
@@ -153,6 +62,7 @@ impl fmt::Debug for Forward {
             .field("remove", &self.remove)
             .field("set", &set)
             .field("cookie_changed", &self.cookie.is_some())
+            .field("response_cookies", &self.response_cookies.len())
             .finish()
     }
 }
@@ -198,6 +108,8 @@ impl Reply {
 }
 
 /// The next action for the glue.
+// A step lives for one callback and is moved once, so boxing the large variant buys nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Step {
     Forward(Forward),
@@ -214,9 +126,15 @@ pub enum Event {
     LoginFailed { reason: String },
     LoginForbidden { email: String },
     SessionInvalid { reason: String },
-    CalloutFailed { endpoint: &'static str, reason: String },
+    /// A Heroku request failed; `during_login` tells a login from a token refresh.
+    CalloutFailed { endpoint: &'static str, reason: String, during_login: bool },
     Unauthorized,
     LoggedOut,
+    RefreshSucceeded { email: String },
+    /// Heroku rejected the refresh token, so the session ended.
+    RefreshRejected { email: String, reason: String },
+    /// The allow rule names teams, but the token's scope cannot read them.
+    TeamsScopeMissing { scope: String },
 }
 
 /// A decision and the events it produced.
@@ -237,37 +155,24 @@ impl Outcome {
     }
 }
 
-/// A login waiting for Heroku, named for the response it waits for.
-#[derive(Debug)]
-pub enum Pending {
-    ExpectToken(Login),
-    ExpectAccount(Login, Tokens),
-}
-
-/// The login data a callback carries across its callouts.
-#[derive(Debug, Clone)]
-pub struct Login {
-    return_to: String,
-    state_cookie: String,
-    https: bool,
-    api_client: bool,
-}
-
-/// The login gate for one plugin configuration.
+/// The login gate for one plugin configuration, in one VM.
 #[derive(Debug)]
 pub struct Gate {
     config: Config,
     sealer: Sealer,
     state_prefix: String,
     logged_out_marker: String,
+    /// Refreshes in flight in this VM. A `RefCell` because the gate is shared by the VM's
+    /// streams, which Envoy runs one callback at a time.
+    refreshes: RefCell<RefreshTable>,
 }
 
 impl Gate {
     pub fn new(config: Config) -> Self {
-        let sealer = Sealer::new(&config.secret_key);
+        let sealer = Sealer::with_previous(&config.secret_key, &config.previous_secret_keys);
         let state_prefix = session::state_cookie_prefix(&config.cookie_name);
         let logged_out_marker = format!("{}-logged-out", config.cookie_name);
-        Gate { config, sealer, state_prefix, logged_out_marker }
+        Gate { config, sealer, state_prefix, logged_out_marker, refreshes: RefCell::default() }
     }
 
     pub fn config(&self) -> &Config {
@@ -279,7 +184,8 @@ impl Gate {
     /// 2. the logout path ends the session and marks the browser as logged out;
     /// 3. the forbidden path gets a 403 page, or passes without identity when so configured;
     /// 4. skip paths pass without login;
-    /// 5. a valid session passes with the identity headers set;
+    /// 5. a valid session passes with the identity headers set, after a token refresh when
+    ///    its access token is about to expire;
     /// 6. anything else gets a 401 (API clients) or a redirect to Heroku (browsers).
     ///
     /// Every request that goes upstream loses client-sent identity headers and the filter's
@@ -303,7 +209,7 @@ impl Gate {
             if self.config.forbidden_passthrough {
                 return Outcome::new(Step::Forward(self.forward(request, None)));
             }
-            let reply = Reply::notice(&self.config.pages, Notice::Forbidden, request.is_api_client(), &self.config.logout_path);
+            let reply = self.notice(Notice::Forbidden, request.is_api_client(), &self.config.logout_path);
             return Outcome::new(Step::Reply(reply));
         }
 
@@ -315,72 +221,88 @@ impl Gate {
 
         let mut events = Vec::new();
         match self.find_session(request, now) {
-            Ok(session) => return Outcome::new(Step::Forward(self.forward(request, Some(&session)))),
+            Ok((opened, sealed)) => match self.use_session(request, opened, &sealed, now, random) {
+                Ok(outcome) => return outcome,
+                Err(reason) => events.push(Event::SessionInvalid { reason }),
+            },
             Err(Some(reason)) => events.push(Event::SessionInvalid { reason }),
             Err(None) => {}
         }
 
-        let mut outcome = if request.is_api_client() {
-            Outcome::new(Step::Reply(Reply::notice(&self.config.pages, Notice::Unauthorized, true, "/"))).with(Event::Unauthorized)
-        } else if self.has_cookie(request, &self.logged_out_marker) {
-            // If the browser just logged out, say so once; its link then starts a login.
-            let href = safe_return_path(request.path_and_query());
-            let reply = Reply::notice(&self.config.pages, Notice::LoggedOut, false, &href)
-                .with_cookie(self.clear_cookie(&self.logged_out_marker, request.is_https()));
-            Outcome::new(Step::Reply(reply))
-        } else {
-            self.start_login(request, now, random)
-        };
+        let mut outcome = self.ask_for_login(request, now, random);
         events.append(&mut outcome.events);
         outcome.events = events;
         outcome
     }
 
-    /// Continues a login with Heroku's response to the callout that `pending` waited for.
-    pub fn on_callout_response(
-        &self,
-        pending: Pending,
-        response: &CalloutResponse,
-        now: u64,
-        random: &mut dyn Random,
-    ) -> Outcome {
-        match pending {
-            Pending::ExpectToken(login) => match heroku::parse_tokens(response) {
-                Ok(tokens) => {
-                    let callout = heroku::account_request(&self.config, &tokens.access_token);
-                    Outcome::new(Step::Callout(callout, Pending::ExpectAccount(login, tokens)))
-                }
-                // If Heroku rejects the code itself, the login is stale or replayed: the
-                // person can start again, so this is a failed login, not an outage.
-                Err(AnswerError::Status(status @ (400 | 401))) => {
-                    let reason = format!("token endpoint rejected the code with status {status}");
-                    self.fail_login(&login, Notice::LoginNotVerified, Event::LoginFailed { reason })
-                }
-                Err(error) => self.fail_login(
-                    &login,
-                    Notice::HerokuUnavailable,
-                    Event::CalloutFailed { endpoint: "token", reason: error.to_string() },
-                ),
-            },
-            Pending::ExpectAccount(login, tokens) => match heroku::parse_account(response) {
-                Ok(account) => self.finish_login(login, tokens, account, now, random),
-                Err(error) => self.fail_login(
-                    &login,
-                    Notice::HerokuUnavailable,
-                    Event::CalloutFailed { endpoint: "account", reason: error.to_string() },
-                ),
-            },
+    /// Answers a request that has no usable session: 401 for API clients, the logged-out
+    /// page right after a logout, and otherwise a redirect to Heroku's login.
+    fn ask_for_login(&self, request: &Request, now: u64, random: &mut dyn Random) -> Outcome {
+        if request.is_api_client() {
+            let reply = self.notice(Notice::Unauthorized, true, "/");
+            return Outcome::new(Step::Reply(reply)).with(Event::Unauthorized);
         }
+        if self.has_cookie(request, &self.logged_out_marker) {
+            // If the browser just logged out, say so once; its link then starts a login.
+            let href = safe_return_path(request.path_and_query());
+            let reply = self
+                .notice(Notice::LoggedOut, false, &href)
+                .with_cookie(self.clear_cookie(&self.logged_out_marker, request.is_https()));
+            return Outcome::new(Step::Reply(reply));
+        }
+        self.start_login(request, now, random)
     }
 
-    /// Ends a login whose callout could not even be sent (for example, an unknown cluster).
-    pub fn on_callout_not_sent(&self, pending: Pending, reason: &str) -> Outcome {
-        let (login, endpoint) = match pending {
-            Pending::ExpectToken(login) => (login, "token"),
-            Pending::ExpectAccount(login, _) => (login, "account"),
+    /// Passes a request with an open session, refreshing its access token first when it
+    /// expires within `refresh_margin_s`. Returns `Err` with a reason when the session
+    /// cannot be used: its token expired and cannot be refreshed.
+    fn use_session(
+        &self,
+        request: &Request,
+        opened: OpenedSession,
+        sealed: &[u8],
+        now: u64,
+        random: &mut dyn Random,
+    ) -> Result<Outcome, String> {
+        let OpenedSession { session, by_previous_key } = opened;
+        let can_refresh = self.config.refresh && session.refresh_token.is_some();
+        let refresh_due = now.saturating_add(self.config.refresh_margin_s) >= session.expires_at;
+
+        if !(can_refresh && refresh_due) {
+            if session.token_expired(now) {
+                return Err("access token expired and there is no refresh token to renew it".to_string());
+            }
+            let mut forward = self.forward(request, Some(&session));
+            // If an old key sealed the cookie, seal it again with the current one.
+            if by_previous_key {
+                forward.response_cookies.extend(self.session_cookie(&session, request.is_https(), now, random));
+            }
+            return Ok(Outcome::new(Step::Forward(forward)));
+        }
+
+        let key = session_key(sealed);
+        let lookup = match self.refreshes.try_borrow_mut() {
+            Ok(mut table) => table.lookup(&key, now),
+            Err(_) => Lookup::Unknown,
         };
-        let event = Event::CalloutFailed { endpoint, reason: format!("not sent: {reason}") };
-        self.fail_login(&login, Notice::HerokuUnavailable, event)
+        match lookup {
+            Lookup::Done(refreshed, cookie) => {
+                let mut forward = self.forward(request, Some(&refreshed));
+                forward.response_cookies.push(cookie);
+                Ok(Outcome::new(Step::Forward(forward)))
+            }
+            // Another request of this browser is refreshing; this one goes on with the old
+            // token while it is still valid.
+            Lookup::InFlight if !session.token_expired(now) => {
+                Ok(Outcome::new(Step::Forward(self.forward(request, Some(&session)))))
+            }
+            Lookup::InFlight | Lookup::Unknown => {
+                if let Ok(mut table) = self.refreshes.try_borrow_mut() {
+                    table.start(key, now);
+                }
+                Ok(self.start_refresh(request, session, key))
+            }
+        }
     }
 
     /// Matches a route path exactly, with or without its trailing slash, so a callback URL
@@ -389,15 +311,17 @@ impl Gate {
         path == route.as_bytes() || path == route.trim_end_matches('/').as_bytes()
     }
 
-    /// Finds a valid session among the session cookies. Returns `Err(None)` when there is
-    /// no session cookie and `Err(Some(reason))` when every one was invalid.
-    fn find_session(&self, request: &Request, now: u64) -> Result<Session, Option<String>> {
+    /// Finds a valid session among the session cookies, with its sealed value. Returns
+    /// `Err(None)` when there is no session cookie and `Err(Some(reason))` when every one
+    /// was invalid.
+    fn find_session(&self, request: &Request, now: u64) -> Result<(OpenedSession, Vec<u8>), Option<String>> {
         let name = self.config.cookie_name.as_bytes();
         let mut last_error = None;
         for header in request.cookie_headers() {
             for (_, value) in cookie_pairs(header).filter(|(cookie, _)| *cookie == name) {
-                match Session::open(&self.sealer, &self.config.cookie_name, value, now) {
-                    Ok(session) => return Ok(session),
+                let max_age = self.config.session_max_age_s;
+                match Session::open(&self.sealer, &self.config.cookie_name, value, now, max_age) {
+                    Ok(opened) => return Ok((opened, value.to_vec())),
                     Err(error) => last_error = Some(error.to_string()),
                 }
             }
@@ -430,7 +354,27 @@ impl Gate {
         }
 
         let cookie = cookie_header_without(&request.cookie_headers(), |name| self.is_own_cookie(name));
-        Forward { remove, set, cookie }
+        Forward { remove, set, cookie, response_cookies: Vec::new() }
+    }
+
+    /// Seals `session` into a `Set-Cookie` value. Its `Max-Age` runs to the end of the
+    /// session: `session_max_age_s` after login, or the token's expiry when the session
+    /// cannot be refreshed. Returns `None` when no randomness is available or the cookie
+    /// would exceed 4096 bytes.
+    fn session_cookie(&self, session: &Session, https: bool, now: u64, random: &mut dyn Random) -> Option<String> {
+        let mut nonce = [0u8; SEAL_RANDOM_BYTES];
+        random.fill(&mut nonce).ok()?;
+        let sealed = session.seal(&self.sealer, &self.config.cookie_name, &nonce)?;
+        let mut ends_at = session.issued_at.saturating_add(self.config.session_max_age_s);
+        if !self.config.refresh || session.refresh_token.is_none() {
+            ends_at = ends_at.min(session.expires_at);
+        }
+        let cookie = set_cookie(&self.config.cookie_name, &sealed, ends_at.saturating_sub(now), https);
+        (cookie.len() <= MAX_SET_COOKIE_BYTES).then_some(cookie)
+    }
+
+    fn notice(&self, notice: Notice, api_client: bool, action_href: &str) -> Reply {
+        Reply::notice(&self.config.pages, notice, api_client, action_href)
     }
 
     fn is_own_cookie(&self, name: &[u8]) -> bool {
@@ -446,187 +390,6 @@ impl Gate {
             .any(|header| cookie_pairs(header).any(|(cookie, _)| cookie == name.as_bytes()))
     }
 
-    /// Sends a browser to Heroku's authorize page with a fresh `state`, sealed with the
-    /// return path in a cookie of its own.
-    fn start_login(&self, request: &Request, now: u64, random: &mut dyn Random) -> Outcome {
-        let https = request.is_https();
-        let mut state_bytes = [0u8; STATE_RANDOM_BYTES];
-        let mut nonce = [0u8; SEAL_RANDOM_BYTES];
-        if random.fill(&mut state_bytes).is_err() || random.fill(&mut nonce).is_err() {
-            let reason = "no random bytes available for the login state".to_string();
-            let reply = Reply::notice(&self.config.pages, Notice::HerokuUnavailable, false, "/");
-            return Outcome::new(Step::Reply(reply)).with(Event::LoginFailed { reason });
-        }
-
-        let return_to = safe_return_path(request.path_and_query());
-        let login = LoginState::new(&state_bytes, return_to, now);
-        let state = login.state.expose().to_string();
-        let sealed = session::state_cookie_name(&self.config.cookie_name, &state)
-            .and_then(|name| login.seal(&self.sealer, &name, &nonce).map(|value| (name, value)));
-        let Some((cookie_name, sealed)) = sealed else {
-            let reason = "could not seal the login state".to_string();
-            let reply = Reply::notice(&self.config.pages, Notice::HerokuUnavailable, false, "/");
-            return Outcome::new(Step::Reply(reply)).with(Event::LoginFailed { reason });
-        };
-
-        let query = form_urlencoded::Serializer::new(String::new())
-            .append_pair("client_id", &self.config.client_id)
-            .append_pair("response_type", "code")
-            .append_pair("scope", &self.config.scope)
-            .append_pair("state", &state)
-            .finish();
-        let separator = if self.config.authorize_url.contains('?') { '&' } else { '?' };
-        let location = format!("{}{separator}{query}", self.config.authorize_url);
-
-        let mut reply = Reply::redirect(&location);
-        for stale in self.stale_state_cookies(request) {
-            reply = reply.with_cookie(self.clear_cookie(&stale, https));
-        }
-        reply = reply.with_cookie(set_cookie(&cookie_name, &sealed, LOGIN_STATE_TTL_S, https));
-        Outcome::new(Step::Reply(reply)).with(Event::LoginStarted)
-    }
-
-    /// Returns the login state cookies to clear so that, with the new one, at most
-    /// `MAX_PENDING_LOGINS` remain.
-    fn stale_state_cookies(&self, request: &Request) -> Vec<String> {
-        let mut names: Vec<String> = Vec::new();
-        for header in request.cookie_headers() {
-            for (name, _) in cookie_pairs(header) {
-                if name.starts_with(self.state_prefix.as_bytes()) {
-                    let name = String::from_utf8_lossy(name).into_owned();
-                    if !names.contains(&name) {
-                        names.push(name);
-                    }
-                }
-            }
-        }
-        let keep = MAX_PENDING_LOGINS - 1;
-        let excess = names.len().saturating_sub(keep);
-        names.truncate(excess);
-        names
-    }
-
-    /// Checks a callback: Heroku's `error`, then `state` against this browser's login state
-    /// cookie, then the `code`. Only a callback that passes all three calls Heroku.
-    fn on_callback(&self, request: &Request, now: u64) -> Outcome {
-        let https = request.is_https();
-        let api_client = request.is_api_client();
-        let mut error = None;
-        let mut state = None;
-        let mut code = None;
-        for (key, value) in form_urlencoded::parse(request.query()) {
-            let slot = match key.as_ref() {
-                "error" => &mut error,
-                "state" => &mut state,
-                "code" => &mut code,
-                _ => continue,
-            };
-            slot.get_or_insert(value.into_owned());
-        }
-
-        // If the person pressed Deny, Heroku sends `error=access_denied` without `state`.
-        if let Some(error) = error {
-            let shown: String = error.chars().filter(char::is_ascii_graphic).take(40).collect();
-            let reply = Reply::notice(&self.config.pages, Notice::AccessDenied, api_client, "/");
-            let reason = format!("Heroku returned error {shown:?}");
-            return Outcome::new(Step::Reply(reply)).with(Event::LoginFailed { reason });
-        }
-
-        let state = state.unwrap_or_default();
-        let Some(state_cookie) = session::state_cookie_name(&self.config.cookie_name, &state) else {
-            return self.reject_callback(None, api_client, https, StateError::MissingOrMalformed);
-        };
-        let login = match self.open_login_state(request, &state_cookie, &state, now) {
-            Ok(login) => login,
-            Err(error) => return self.reject_callback(Some(&state_cookie), api_client, https, error),
-        };
-
-        let login = Login { return_to: login.return_to, state_cookie, https, api_client };
-        let code = code.unwrap_or_default();
-        let code_ok = !code.is_empty() && code.len() <= 512 && code.bytes().all(|byte| byte.is_ascii_graphic());
-        if !code_ok {
-            let reason = "callback has no usable code".to_string();
-            return self.fail_login(&login, Notice::LoginNotVerified, Event::LoginFailed { reason });
-        }
-
-        let callout = heroku::token_request(&self.config, &code);
-        Outcome::new(Step::Callout(callout, Pending::ExpectToken(login)))
-    }
-
-    fn open_login_state(
-        &self,
-        request: &Request,
-        cookie_name: &str,
-        state: &str,
-        now: u64,
-    ) -> Result<LoginState, StateError> {
-        let mut last_error = StateError::NoCookie;
-        for header in request.cookie_headers() {
-            for (_, value) in cookie_pairs(header).filter(|(name, _)| *name == cookie_name.as_bytes()) {
-                match LoginState::open(&self.sealer, cookie_name, value, state, now) {
-                    Ok(login) => return Ok(login),
-                    Err(error) => last_error = error,
-                }
-            }
-        }
-        Err(last_error)
-    }
-
-    fn reject_callback(&self, state_cookie: Option<&str>, api_client: bool, https: bool, error: StateError) -> Outcome {
-        let mut reply = Reply::notice(&self.config.pages, Notice::LoginNotVerified, api_client, "/");
-        if let Some(name) = state_cookie {
-            reply = reply.with_cookie(self.clear_cookie(name, https));
-        }
-        Outcome::new(Step::Reply(reply)).with(Event::LoginFailed { reason: error.to_string() })
-    }
-
-    /// Ends a login without a session: the page for `notice`, the login state cleared.
-    fn fail_login(&self, login: &Login, notice: Notice, event: Event) -> Outcome {
-        let reply = Reply::notice(&self.config.pages, notice, login.api_client, &login.return_to)
-            .with_cookie(self.clear_cookie(&login.state_cookie, login.https));
-        Outcome::new(Step::Reply(reply)).with(event)
-    }
-
-    /// Applies the allow rule and, for an allowed user, issues a fresh session cookie and
-    /// sends the browser back to where it started.
-    fn finish_login(&self, login: Login, tokens: Tokens, account: Account, now: u64, random: &mut dyn Random) -> Outcome {
-        if tokens.user_id.as_ref().is_some_and(|user_id| *user_id != account.id) {
-            let reason = "account id differs from the token's user_id".to_string();
-            return self.fail_login(&login, Notice::HerokuUnavailable, Event::CalloutFailed { endpoint: "account", reason });
-        }
-
-        let clear_state = self.clear_cookie(&login.state_cookie, login.https);
-        if !self.config.allow.allows(&account.email) {
-            let reply = Reply::redirect(&self.config.forbidden_path).with_cookie(clear_state);
-            return Outcome::new(Step::Reply(reply)).with(Event::LoginForbidden { email: account.email });
-        }
-
-        let session = Session {
-            email: account.email,
-            user_id: account.id,
-            name: account.name,
-            access_token: tokens.access_token,
-            refresh_token: tokens.refresh_token,
-            expires_at: now.saturating_add(tokens.expires_in_s),
-            issued_at: now,
-        };
-        let mut nonce = [0u8; SEAL_RANDOM_BYTES];
-        let sealed = match random.fill(&mut nonce) {
-            Ok(()) => session.seal(&self.sealer, &self.config.cookie_name, &nonce),
-            Err(RandomUnavailable) => None,
-        };
-        let set_session = sealed.map(|value| {
-            set_cookie(&self.config.cookie_name, &value, session.remaining_s(now), login.https)
-        });
-        let Some(set_session) = set_session.filter(|cookie| cookie.len() <= MAX_SET_COOKIE_BYTES) else {
-            let reason = "session cookie could not be sealed within 4096 bytes".to_string();
-            return self.fail_login(&login, Notice::HerokuUnavailable, Event::LoginFailed { reason });
-        };
-
-        let reply = Reply::redirect(&login.return_to).with_cookie(set_session).with_cookie(clear_state);
-        Outcome::new(Step::Reply(reply)).with(Event::LoginSucceeded { email: session.email })
-    }
-
     fn clear_cookie(&self, name: &str, https: bool) -> String {
         set_cookie(name, "", 0, https)
     }
@@ -636,22 +399,6 @@ impl Gate {
 fn set_cookie(name: &str, value: &str, max_age_s: u64, https: bool) -> String {
     let secure = if https { "; Secure" } else { "" };
     format!("{name}={value}; Max-Age={max_age_s}; Path=/; HttpOnly; SameSite=Lax{secure}")
-}
-
-/// Returns `path_and_query` when a browser can only resolve it to this origin, else `/`.
-///
-/// It must start with one `/`: `//host` and `/\host` are read by browsers as another host.
-/// Only visible ASCII is kept, because control characters and spaces can change how a
-/// browser parses a `Location` header.
-pub fn safe_return_path(path_and_query: &[u8]) -> String {
-    let plain = path_and_query.len() <= MAX_RETURN_PATH_BYTES
-        && path_and_query.first() == Some(&b'/')
-        && !matches!(path_and_query.get(1), Some(b'/' | b'\\'))
-        && path_and_query.iter().all(|byte| byte.is_ascii_graphic() && *byte != b'\\');
-    match (plain, std::str::from_utf8(path_and_query)) {
-        (true, Ok(text)) => text.to_string(),
-        _ => "/".to_string(),
-    }
 }
 
 /// Encodes free text for a header value: `%` and every byte outside printable ASCII are

@@ -1,7 +1,7 @@
 //! Requests to Heroku and checks of its responses.
 //!
-//! The token exchange goes to id.heroku.com's `/oauth/token`, the account lookup to
-//! api.heroku.com's `/account`. Both responses are untrusted input: each field is checked for
+//! The token exchange and refresh go to id.heroku.com's `/oauth/token`, the account and
+//! team lookups to api.heroku.com's `/account` and `/teams`. Both responses are untrusted input: each field is checked for
 //! type, size and characters before it can reach a cookie or a request header.
 
 use std::fmt;
@@ -13,15 +13,17 @@ use crate::allow::split_email;
 use crate::config::Config;
 use crate::secret::Secret;
 
-/// Lifetime assumed when the token response has no `expires_in`: Heroku's 8 hours.
-pub const DEFAULT_EXPIRES_IN_S: u64 = 28_800;
-
-/// Maximum callout response body read, in bytes. Heroku's responses are well under 4 KiB.
-pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+/// Maximum callout response body read, in bytes. Token and account responses are under
+/// 4 KiB; a `/teams` page of 200 teams is about 100 KiB.
+pub const MAX_RESPONSE_BYTES: usize = 512 * 1024;
 
 const MAX_TOKEN_BYTES: usize = 1024;
 const MAX_USER_ID_BYTES: usize = 128;
 const MAX_NAME_CHARS: usize = 256;
+
+/// The first `/teams` page asks for Heroku's default page size of 200, which keeps each
+/// response well under `MAX_RESPONSE_BYTES`; Heroku's `Next-Range` keeps that size.
+const TEAMS_FIRST_RANGE: &str = "id ..; max=200";
 
 const USER_AGENT: &str = concat!("heroku-bouncer-envoy/", env!("CARGO_PKG_VERSION"));
 
@@ -51,6 +53,8 @@ impl fmt::Debug for Callout {
 pub struct CalloutResponse {
     pub status: Option<u16>,
     pub content_type: Option<String>,
+    /// The `Next-Range` header of a partial (206) list response.
+    pub next_range: Option<String>,
     pub body: Vec<u8>,
 }
 
@@ -76,18 +80,44 @@ pub fn token_request(config: &Config, code: &str) -> Callout {
     }
 }
 
-/// Builds the account lookup: `GET /account` with the new access token.
+/// Builds a token refresh: a form POST of the refresh token to `/oauth/token`.
+pub fn refresh_request(config: &Config, refresh_token: &Secret) -> Callout {
+    let body = form_urlencoded::Serializer::new(String::new())
+        .append_pair("grant_type", "refresh_token")
+        .append_pair("refresh_token", refresh_token.expose())
+        .append_pair("client_secret", config.client_secret.expose())
+        .finish();
+    let mut callout = token_request(config, "");
+    callout.body = Some(body.into_bytes());
+    callout
+}
+
+/// Builds the account lookup: `GET /account` with the access token.
 pub fn account_request(config: &Config, access_token: &Secret) -> Callout {
+    api_get(config, "/account", access_token, None)
+}
+
+/// Builds one page of the team lookup: `GET /teams`, from `range` when following a
+/// `Next-Range`.
+pub fn teams_request(config: &Config, access_token: &Secret, range: Option<&str>) -> Callout {
+    api_get(config, "/teams", access_token, Some(range.unwrap_or(TEAMS_FIRST_RANGE)))
+}
+
+fn api_get(config: &Config, path: &str, access_token: &Secret, range: Option<&str>) -> Callout {
+    let mut headers: Vec<(String, String)> = vec![
+        (":method".into(), "GET".into()),
+        (":path".into(), path.into()),
+        (":authority".into(), config.api_authority.clone()),
+        ("accept".into(), "application/vnd.heroku+json; version=3".into()),
+        ("authorization".into(), format!("Bearer {}", access_token.expose())),
+        ("user-agent".into(), USER_AGENT.into()),
+    ];
+    if let Some(range) = range {
+        headers.push(("range".into(), range.into()));
+    }
     Callout {
         cluster: config.api_cluster.clone(),
-        headers: vec![
-            (":method".into(), "GET".into()),
-            (":path".into(), "/account".into()),
-            (":authority".into(), config.api_authority.clone()),
-            ("accept".into(), "application/vnd.heroku+json; version=3".into()),
-            ("authorization".into(), format!("Bearer {}", access_token.expose())),
-            ("user-agent".into(), USER_AGENT.into()),
-        ],
+        headers,
         body: None,
         timeout: config.callout_timeout,
     }
@@ -145,6 +175,20 @@ struct RawTokens {
     user_id: Option<String>,
 }
 
+/// One page of `GET /teams`: the names and ids of the user's teams.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TeamsPage {
+    pub names_and_ids: Vec<String>,
+    /// Where the next page starts, when Heroku answered 206 with a `Next-Range`.
+    pub next_range: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawTeam {
+    id: Option<String>,
+    name: Option<String>,
+}
+
 #[derive(Deserialize)]
 struct RawAccount {
     id: Option<String>,
@@ -152,9 +196,10 @@ struct RawAccount {
     name: Option<String>,
 }
 
-/// Checks a token endpoint answer. Heroku answers 200 (not 201) with JSON.
-pub fn parse_tokens(response: &CalloutResponse) -> Result<Tokens, AnswerError> {
-    let raw: RawTokens = json_body(response, 200)?;
+/// Checks a token endpoint response. Heroku answers 200 (not 201) with JSON. A response
+/// without `expires_in` gets `default_expires_in_s`.
+pub fn parse_tokens(response: &CalloutResponse, default_expires_in_s: u64) -> Result<Tokens, AnswerError> {
+    let raw: RawTokens = json_body(response, &[200])?;
     let access_token = raw.access_token.ok_or(AnswerError::Invalid("access_token missing"))?;
     check_token(&access_token, "access_token invalid")?;
     if let Some(refresh) = &raw.refresh_token {
@@ -165,7 +210,7 @@ pub fn parse_tokens(response: &CalloutResponse) -> Result<Tokens, AnswerError> {
             return Err(AnswerError::Invalid("token_type is not Bearer"));
         }
     }
-    let expires_in_s = raw.expires_in.unwrap_or(DEFAULT_EXPIRES_IN_S);
+    let expires_in_s = raw.expires_in.unwrap_or(default_expires_in_s);
     if expires_in_s == 0 {
         return Err(AnswerError::Invalid("expires_in is 0"));
     }
@@ -183,7 +228,7 @@ pub fn parse_tokens(response: &CalloutResponse) -> Result<Tokens, AnswerError> {
 /// Checks an `/account` answer. The email must be a strict address, since allow rules
 /// and the upstream app both rely on it.
 pub fn parse_account(response: &CalloutResponse) -> Result<Account, AnswerError> {
-    let raw: RawAccount = json_body(response, 200)?;
+    let raw: RawAccount = json_body(response, &[200])?;
     let id = raw.id.ok_or(AnswerError::Invalid("id missing"))?;
     check_user_id(&id)?;
     let email = raw.email.ok_or(AnswerError::Invalid("email missing"))?;
@@ -197,9 +242,25 @@ pub fn parse_account(response: &CalloutResponse) -> Result<Account, AnswerError>
     Ok(Account { id, email, name })
 }
 
-fn json_body<T: serde::de::DeserializeOwned>(response: &CalloutResponse, expected: u16) -> Result<T, AnswerError> {
+/// Checks a `/teams` response: 200 for a whole list, 206 with `Next-Range` for a part.
+pub fn parse_teams(response: &CalloutResponse) -> Result<TeamsPage, AnswerError> {
+    let raw: Vec<RawTeam> = json_body(response, &[200, 206])?;
+    let names_and_ids = raw
+        .into_iter()
+        .flat_map(|team| [team.name, team.id])
+        .flatten()
+        .filter(|text| !text.is_empty())
+        .collect();
+    let next_range = match response.status {
+        Some(206) => response.next_range.clone().filter(|range| !range.trim().is_empty()),
+        _ => None,
+    };
+    Ok(TeamsPage { names_and_ids, next_range })
+}
+
+fn json_body<T: serde::de::DeserializeOwned>(response: &CalloutResponse, expected: &[u16]) -> Result<T, AnswerError> {
     let status = response.status.ok_or(AnswerError::NoResponse)?;
-    if status != expected {
+    if !expected.contains(&status) {
         return Err(AnswerError::Status(status));
     }
     let content_type = response.content_type.as_deref().unwrap_or("");
@@ -239,12 +300,52 @@ mod tests {
         crate::config::parse(json.as_bytes(), &|_| None).unwrap()
     }
 
+    const DEFAULT_EXPIRES_IN_S: u64 = 28_800;
+
     fn json(status: u16, body: &str) -> CalloutResponse {
         CalloutResponse {
             status: Some(status),
             content_type: Some("application/json; charset=utf-8".into()),
+            next_range: None,
             body: body.as_bytes().to_vec(),
         }
+    }
+
+    fn parse_tokens(response: &CalloutResponse) -> Result<Tokens, AnswerError> {
+        super::parse_tokens(response, DEFAULT_EXPIRES_IN_S)
+    }
+
+    #[test]
+    fn refresh_request_posts_refresh_token() {
+        let callout = refresh_request(&config(), &Secret::new("HRKU-refresh"));
+        assert_eq!(header(&callout, ":path"), Some("/oauth/token"));
+        let body = String::from_utf8(callout.body.unwrap()).unwrap();
+        assert_eq!(body, "grant_type=refresh_token&refresh_token=HRKU-refresh&client_secret=s3cr%26t%3Dx");
+    }
+
+    #[test]
+    fn teams_request_asks_for_large_pages() {
+        let first = teams_request(&config(), &Secret::new("t"), None);
+        assert_eq!(header(&first, ":path"), Some("/teams"));
+        assert_eq!(header(&first, "range"), Some("id ..; max=200"));
+        let next = teams_request(&config(), &Secret::new("t"), Some("id ]abc..; max=1000"));
+        assert_eq!(header(&next, "range"), Some("id ]abc..; max=1000"));
+    }
+
+    #[test]
+    fn teams_pages_parse() {
+        let body = r#"[{"id":"t-1","name":"platform","role":"member"},{"id":"t-2","name":null}]"#;
+        let page = parse_teams(&json(200, body)).unwrap();
+        assert_eq!(page.names_and_ids, vec!["platform", "t-1", "t-2"]);
+        assert_eq!(page.next_range, None);
+
+        let mut partial = json(206, "[]");
+        partial.next_range = Some("id ]t-2..; max=1000".into());
+        assert_eq!(parse_teams(&partial).unwrap().next_range.as_deref(), Some("id ]t-2..; max=1000"));
+
+        let forbidden = json(403, r#"{"id":"forbidden","message":"The scope of this OAuth authorization does not allow access to this resource."}"#);
+        assert_eq!(parse_teams(&forbidden), Err(AnswerError::Status(403)));
+        assert!(parse_teams(&json(200, "{}")).is_err());
     }
 
     fn header<'a>(callout: &'a Callout, name: &str) -> Option<&'a str> {

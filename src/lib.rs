@@ -20,6 +20,8 @@ pub mod gate;
 pub mod headers;
 pub mod heroku;
 pub mod pages;
+pub mod refresh;
+pub mod request;
 pub mod seal;
 pub mod secret;
 pub mod session;

@@ -63,11 +63,51 @@ impl fmt::Display for UnsealError {
     }
 }
 
-/// Seals and unseals cookie values with keys derived from `secret_key`.
+/// The ciphers derived from one `secret_key`.
 #[derive(Clone)]
-pub struct Sealer {
+struct KeySet {
     session: XChaCha20Poly1305,
     login_state: XChaCha20Poly1305,
+}
+
+impl KeySet {
+    fn derive(secret_key: &Secret) -> Self {
+        let hkdf = Hkdf::<Sha256>::new(Some(HKDF_SALT), secret_key.expose().as_bytes());
+        let cipher_for = |purpose: Purpose| {
+            let mut key = [0u8; 32];
+            // HKDF-SHA256 can expand up to 8160 bytes, so 32 never fails.
+            let _ = hkdf.expand(purpose.hkdf_info(), &mut key);
+            XChaCha20Poly1305::new(&key.into())
+        };
+        KeySet {
+            session: cipher_for(Purpose::Session),
+            login_state: cipher_for(Purpose::LoginState),
+        }
+    }
+
+    fn cipher(&self, purpose: Purpose) -> &XChaCha20Poly1305 {
+        match purpose {
+            Purpose::Session => &self.session,
+            Purpose::LoginState => &self.login_state,
+        }
+    }
+}
+
+/// A successfully opened value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsealed {
+    pub plaintext: Vec<u8>,
+    /// True when a previous key opened the value, so it should be sealed again with the
+    /// current key.
+    pub by_previous_key: bool,
+}
+
+/// Seals cookie values with keys derived from the current `secret_key`, and opens values
+/// sealed with the current key or any previous one.
+#[derive(Clone)]
+pub struct Sealer {
+    current: KeySet,
+    previous: Vec<KeySet>,
 }
 
 impl fmt::Debug for Sealer {
@@ -78,23 +118,14 @@ impl fmt::Debug for Sealer {
 
 impl Sealer {
     pub fn new(secret_key: &Secret) -> Self {
-        let hkdf = Hkdf::<Sha256>::new(Some(HKDF_SALT), secret_key.expose().as_bytes());
-        let cipher_for = |purpose: Purpose| {
-            let mut key = [0u8; 32];
-            // HKDF-SHA256 can expand up to 8160 bytes, so 32 never fails.
-            let _ = hkdf.expand(purpose.hkdf_info(), &mut key);
-            XChaCha20Poly1305::new(&key.into())
-        };
-        Sealer {
-            session: cipher_for(Purpose::Session),
-            login_state: cipher_for(Purpose::LoginState),
-        }
+        Sealer::with_previous(secret_key, &[])
     }
 
-    fn cipher(&self, purpose: Purpose) -> &XChaCha20Poly1305 {
-        match purpose {
-            Purpose::Session => &self.session,
-            Purpose::LoginState => &self.login_state,
+    /// Creates a sealer that also opens values sealed with `previous` keys.
+    pub fn with_previous(secret_key: &Secret, previous: &[Secret]) -> Self {
+        Sealer {
+            current: KeySet::derive(secret_key),
+            previous: previous.iter().map(KeySet::derive).collect(),
         }
     }
 
@@ -110,6 +141,7 @@ impl Sealer {
     ) -> Option<String> {
         let aad = associated_data(cookie_name);
         let ciphertext = self
+            .current
             .cipher(purpose)
             .encrypt(XNonce::from_slice(nonce), Payload { msg: plaintext, aad: &aad })
             .ok()?;
@@ -119,8 +151,9 @@ impl Sealer {
         Some(format!("{VERSION_PREFIX}{}", URL_SAFE_NO_PAD.encode(raw)))
     }
 
-    /// Opens a value sealed by [`Sealer::seal`] for the same purpose and cookie name.
-    pub fn unseal(&self, purpose: Purpose, cookie_name: &str, sealed: &[u8]) -> Result<Vec<u8>, UnsealError> {
+    /// Opens a value sealed by [`Sealer::seal`] for the same purpose and cookie name, with
+    /// the current key or a previous one.
+    pub fn unseal(&self, purpose: Purpose, cookie_name: &str, sealed: &[u8]) -> Result<Unsealed, UnsealError> {
         let encoded = sealed
             .strip_prefix(VERSION_PREFIX.as_bytes())
             .ok_or(UnsealError::UnknownVersion)?;
@@ -130,9 +163,19 @@ impl Sealer {
         }
         let (nonce, ciphertext) = raw.split_at(NONCE_BYTES);
         let aad = associated_data(cookie_name);
-        self.cipher(purpose)
-            .decrypt(XNonce::from_slice(nonce), Payload { msg: ciphertext, aad: &aad })
-            .map_err(|_| UnsealError::Forged)
+        let open = |keys: &KeySet| {
+            keys.cipher(purpose)
+                .decrypt(XNonce::from_slice(nonce), Payload { msg: ciphertext, aad: &aad })
+                .ok()
+        };
+        if let Some(plaintext) = open(&self.current) {
+            return Ok(Unsealed { plaintext, by_previous_key: false });
+        }
+        self.previous
+            .iter()
+            .find_map(open)
+            .map(|plaintext| Unsealed { plaintext, by_previous_key: true })
+            .ok_or(UnsealError::Forged)
     }
 }
 
@@ -159,7 +202,7 @@ mod tests {
         let sealer = sealer(KEY);
         let sealed = sealer.seal(Purpose::Session, "sess", b"hello", &NONCE).unwrap();
         assert!(sealed.starts_with("v1."));
-        assert_eq!(sealer.unseal(Purpose::Session, "sess", sealed.as_bytes()).unwrap(), b"hello");
+        assert_eq!(sealer.unseal(Purpose::Session, "sess", sealed.as_bytes()).unwrap().plaintext, b"hello");
     }
 
     #[test]
@@ -226,6 +269,20 @@ mod tests {
         let sealed = sealer.seal(Purpose::Session, "s", b"hello", &NONCE).unwrap();
         let truncated = &sealed.as_bytes()[..sealed.len() - 2];
         assert!(sealer.unseal(Purpose::Session, "s", truncated).is_err());
+    }
+
+    #[test]
+    fn previous_key_opens_and_is_flagged() {
+        let old = "fedcba9876543210fedcba9876543210";
+        let sealed = sealer(old).seal(Purpose::Session, "sess", b"hello", &NONCE).unwrap();
+        let rotated = Sealer::with_previous(&Secret::new(KEY), &[Secret::new(old)]);
+        let opened = rotated.unseal(Purpose::Session, "sess", sealed.as_bytes()).unwrap();
+        assert_eq!(opened, Unsealed { plaintext: b"hello".to_vec(), by_previous_key: true });
+
+        let fresh = rotated.seal(Purpose::Session, "sess", b"hello", &NONCE).unwrap();
+        assert!(!rotated.unseal(Purpose::Session, "sess", fresh.as_bytes()).unwrap().by_previous_key);
+        let unknown = sealer("0000000000000000000000000000000000").seal(Purpose::Session, "sess", b"x", &NONCE).unwrap();
+        assert_eq!(rotated.unseal(Purpose::Session, "sess", unknown.as_bytes()), Err(UnsealError::Forged));
     }
 
     #[test]

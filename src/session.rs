@@ -7,7 +7,7 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
-use crate::seal::{Purpose, Sealer, UnsealError, SEAL_RANDOM_BYTES};
+use crate::seal::{Purpose, Sealer, Unsealed, UnsealError, SEAL_RANDOM_BYTES};
 use crate::secret::Secret;
 
 /// How long a login may take from the redirect to Heroku until the callback, in seconds.
@@ -51,6 +51,7 @@ pub enum SessionError {
     Unsealed(UnsealError),
     /// The cookie decrypted but its contents are not a session of this version.
     BadContents,
+    /// The session is older than `session_max_age_s`.
     Expired,
     /// The session claims to be issued in the future, beyond the tolerated clock skew.
     NotYetValid,
@@ -61,7 +62,7 @@ impl fmt::Display for SessionError {
         match self {
             SessionError::Unsealed(reason) => write!(f, "session cookie rejected: {reason}"),
             SessionError::BadContents => f.write_str("session cookie has unexpected contents"),
-            SessionError::Expired => f.write_str("session expired"),
+            SessionError::Expired => f.write_str("session reached its maximum age"),
             SessionError::NotYetValid => f.write_str("session issued in the future"),
         }
     }
@@ -74,9 +75,17 @@ impl Session {
         sealer.seal(Purpose::Session, cookie_name, &plaintext, nonce)
     }
 
-    /// Opens a session cookie value and checks that it is valid at `now`.
-    pub fn open(sealer: &Sealer, cookie_name: &str, value: &[u8], now: u64) -> Result<Session, SessionError> {
-        let plaintext = sealer
+    /// Opens a session cookie value and checks that the session is younger than
+    /// `max_age_s` at `now`. The access token may have expired: refreshing it is the
+    /// caller's decision.
+    pub fn open(
+        sealer: &Sealer,
+        cookie_name: &str,
+        value: &[u8],
+        now: u64,
+        max_age_s: u64,
+    ) -> Result<OpenedSession, SessionError> {
+        let Unsealed { plaintext, by_previous_key } = sealer
             .unseal(Purpose::Session, cookie_name, value)
             .map_err(SessionError::Unsealed)?;
         let session: Session = serde_json::from_slice(&plaintext).map_err(|_| SessionError::BadContents)?;
@@ -86,16 +95,24 @@ impl Session {
         if session.issued_at > now.saturating_add(CLOCK_SKEW_S) {
             return Err(SessionError::NotYetValid);
         }
-        if now >= session.expires_at {
+        if now >= session.issued_at.saturating_add(max_age_s) {
             return Err(SessionError::Expired);
         }
-        Ok(session)
+        Ok(OpenedSession { session, by_previous_key })
     }
 
-    /// Seconds until the session expires, for the cookie's `Max-Age`.
-    pub fn remaining_s(&self, now: u64) -> u64 {
-        self.expires_at.saturating_sub(now)
+    /// Returns true when the access token has expired at `now`.
+    pub fn token_expired(&self, now: u64) -> bool {
+        now >= self.expires_at
     }
+}
+
+/// A session cookie that opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenedSession {
+    pub session: Session,
+    /// True when a previous `secret_key` sealed it, so it should be sealed again.
+    pub by_previous_key: bool,
 }
 
 /// A login in progress, sealed in a short-lived cookie of its own so that several tabs can
@@ -161,7 +178,7 @@ impl LoginState {
         callback_state: &str,
         now: u64,
     ) -> Result<LoginState, StateError> {
-        let plaintext = sealer
+        let Unsealed { plaintext, .. } = sealer
             .unseal(Purpose::LoginState, cookie_name, value)
             .map_err(StateError::Unsealed)?;
         let login: LoginState = serde_json::from_slice(&plaintext).map_err(|_| StateError::BadContents)?;
@@ -219,27 +236,47 @@ mod tests {
         }
     }
 
-    #[test]
-    fn session_round_trip() {
-        let sealed = session().seal(&sealer(), "sess", &NONCE).unwrap();
-        assert_eq!(Session::open(&sealer(), "sess", sealed.as_bytes(), NOW).unwrap(), session());
+    const MAX_AGE: u64 = 1000;
+
+    fn open(sealed: &str, now: u64) -> Result<OpenedSession, SessionError> {
+        Session::open(&sealer(), "sess", sealed.as_bytes(), now, MAX_AGE)
     }
 
     #[test]
-    fn session_expires_at_exact_second() {
+    fn session_round_trip() {
         let sealed = session().seal(&sealer(), "sess", &NONCE).unwrap();
-        assert!(Session::open(&sealer(), "sess", sealed.as_bytes(), NOW + 99).is_ok());
-        assert_eq!(Session::open(&sealer(), "sess", sealed.as_bytes(), NOW + 100), Err(SessionError::Expired));
+        let opened = open(&sealed, NOW).unwrap();
+        assert_eq!(opened.session, session());
+        assert!(!opened.by_previous_key);
+    }
+
+    #[test]
+    fn session_ends_at_max_age() {
+        let sealed = session().seal(&sealer(), "sess", &NONCE).unwrap();
+        assert!(open(&sealed, NOW + MAX_AGE - 1).is_ok());
+        assert_eq!(open(&sealed, NOW + MAX_AGE), Err(SessionError::Expired));
+    }
+
+    #[test]
+    fn token_expiry_is_exact() {
+        assert!(!session().token_expired(NOW + 99));
+        assert!(session().token_expired(NOW + 100));
+    }
+
+    #[test]
+    fn previous_key_session_is_flagged() {
+        let old = Secret::new("fedcba9876543210fedcba9876543210");
+        let sealed = session().seal(&Sealer::new(&old), "sess", &NONCE).unwrap();
+        let rotated = Sealer::with_previous(&Secret::new("0123456789abcdef0123456789abcdef"), &[old]);
+        let opened = Session::open(&rotated, "sess", sealed.as_bytes(), NOW, MAX_AGE).unwrap();
+        assert!(opened.by_previous_key);
     }
 
     #[test]
     fn session_from_future_is_rejected() {
         let sealed = session().seal(&sealer(), "sess", &NONCE).unwrap();
-        assert!(Session::open(&sealer(), "sess", sealed.as_bytes(), NOW - CLOCK_SKEW_S).is_ok());
-        assert_eq!(
-            Session::open(&sealer(), "sess", sealed.as_bytes(), NOW - CLOCK_SKEW_S - 1),
-            Err(SessionError::NotYetValid)
-        );
+        assert!(open(&sealed, NOW - CLOCK_SKEW_S).is_ok());
+        assert_eq!(open(&sealed, NOW - CLOCK_SKEW_S - 1), Err(SessionError::NotYetValid));
     }
 
     #[test]
@@ -247,13 +284,13 @@ mod tests {
         let mut empty = session();
         empty.email.clear();
         let sealed = empty.seal(&sealer(), "sess", &NONCE).unwrap();
-        assert_eq!(Session::open(&sealer(), "sess", sealed.as_bytes(), NOW), Err(SessionError::BadContents));
+        assert_eq!(open(&sealed, NOW), Err(SessionError::BadContents));
     }
 
     #[test]
     fn sealed_json_of_other_shape_is_rejected() {
         let sealed = sealer().seal(Purpose::Session, "sess", br#"{"e":"a@b.c"}"#, &NONCE).unwrap();
-        assert_eq!(Session::open(&sealer(), "sess", sealed.as_bytes(), NOW), Err(SessionError::BadContents));
+        assert_eq!(open(&sealed, NOW), Err(SessionError::BadContents));
     }
 
     #[test]

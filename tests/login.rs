@@ -64,7 +64,7 @@ fn session_cookie_is_sealed_and_scoped() {
     assert_eq!(done.header("location"), Some("/"));
 
     let session = done.all("set-cookie").into_iter().find(|cookie| cookie.starts_with("herokuoauthsess=")).unwrap();
-    for attribute in ["HttpOnly", "Path=/", "SameSite=Lax", "Max-Age=28800"] {
+    for attribute in ["HttpOnly", "Path=/", "SameSite=Lax", "Max-Age=604800"] {
         assert!(session.contains(attribute), "{attribute} missing in {session}");
     }
     assert!(!session.contains("Secure"), "plain http must not set Secure: {session}");
@@ -200,8 +200,8 @@ fn foreign_session_cookie() -> String {
 }
 
 #[test]
-fn expired_session_means_login() {
-    let mut setup = Setup::default();
+fn expired_token_without_refresh_means_login() {
+    let mut setup = Setup::with_plugin(json!({"refresh": false}));
     setup.standin.access_token_lifetime_s = 2;
     let stack = Stack::start(setup);
     let mut browser = Browser::default();

@@ -1,4 +1,6 @@
+use super::login::MAX_PENDING_LOGINS;
 use super::*;
+use crate::session::{LoginState, LOGIN_STATE_TTL_S};
 use crate::config;
 use crate::heroku::CalloutResponse;
 
@@ -107,10 +109,16 @@ fn query_param(location: &str, key: &str) -> Option<String> {
         .map(|(_, value)| value.into_owned())
 }
 
+/// A request with no headers, for callouts whose flow does not read the request.
+fn blank() -> Request<'static> {
+    Request { headers: &[] }
+}
+
 fn json_response(status: u16, body: &str) -> CalloutResponse {
     CalloutResponse {
         status: Some(status),
         content_type: Some("application/json".into()),
+        next_range: None,
         body: body.as_bytes().to_vec(),
     }
 }
@@ -142,11 +150,11 @@ fn finish_login(gate: &Gate, started: &Started, token: CalloutResponse, account:
     let Step::Callout(_, pending) = outcome.step else {
         panic!("expected the token callout, got {:?}", outcome.step);
     };
-    let outcome = gate.on_callout_response(pending, &token, NOW, &mut CountingRandom::fresh());
+    let outcome = gate.on_callout_response(pending, &token, &blank(), NOW, &mut CountingRandom::fresh());
     let Step::Callout(_, pending) = outcome.step else {
         return outcome;
     };
-    gate.on_callout_response(pending, &account, NOW, &mut CountingRandom::fresh())
+    gate.on_callout_response(pending, &account, &blank(), NOW, &mut CountingRandom::fresh())
 }
 
 fn log_in(gate: &Gate) -> String {
@@ -234,7 +242,7 @@ fn full_login_sets_session_and_returns() {
     let cookies = set_cookies(reply);
     assert_eq!(cookies.len(), 2);
     assert!(cookies[0].starts_with("herokuoauthsess=v1."));
-    assert!(cookies[0].ends_with("; Max-Age=28799; Path=/; HttpOnly; SameSite=Lax"), "{}", cookies[0]);
+    assert!(cookies[0].ends_with("; Max-Age=604800; Path=/; HttpOnly; SameSite=Lax"), "{}", cookies[0]);
     assert!(cookies[0].len() < MAX_SET_COOKIE_BYTES);
     let state_name = started.cookie.split('=').next().unwrap();
     assert_eq!(cookies[1], format!("{state_name}=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax"));
@@ -251,7 +259,7 @@ fn token_and_account_callouts_carry_code_and_token() {
     let body = String::from_utf8(callout.body.unwrap()).unwrap();
     assert_eq!(body, "grant_type=authorization_code&code=the-code&client_secret=the-secret");
 
-    let outcome = gate.on_callout_response(pending, &json_response(200, TOKEN_BODY), NOW, &mut CountingRandom::fresh());
+    let outcome = gate.on_callout_response(pending, &json_response(200, TOKEN_BODY), &blank(), NOW, &mut CountingRandom::fresh());
     let Step::Callout(callout, _) = outcome.step else { panic!("no account callout") };
     assert_eq!(callout.cluster, "heroku_api");
     assert!(callout.headers.contains(&("authorization".into(), "Bearer HRKU-access".into())));
@@ -275,9 +283,9 @@ fn parallel_logins_all_complete() {
         let path = format!("/auth/heroku/callback/?code=c{index}&state={}", tab.state);
         let outcome = run(&gate, "GET", &path, &[("cookie", &all_cookies)]);
         let Step::Callout(_, pending) = outcome.step else { panic!("tab {index} was rejected") };
-        let outcome = gate.on_callout_response(pending, &json_response(200, TOKEN_BODY), NOW, &mut CountingRandom::fresh());
+        let outcome = gate.on_callout_response(pending, &json_response(200, TOKEN_BODY), &blank(), NOW, &mut CountingRandom::fresh());
         let Step::Callout(_, pending) = outcome.step else { panic!("no account callout") };
-        let outcome = gate.on_callout_response(pending, &json_response(200, ACCOUNT_BODY), NOW, &mut CountingRandom::fresh());
+        let outcome = gate.on_callout_response(pending, &json_response(200, ACCOUNT_BODY), &blank(), NOW, &mut CountingRandom::fresh());
         assert_eq!(header(reply(&outcome), "location"), Some(format!("/tab/{index}").as_str()));
     }
 }
@@ -447,17 +455,31 @@ fn https_cookies_are_secure() {
 }
 
 #[test]
-fn expired_session_means_login() {
-    let gate = gate();
+fn expired_token_without_refresh_means_login() {
+    let gate = gate_with(r#""refresh":false"#);
     let session = log_in(&gate);
+    assert_eq!(session_reply_max_age(&gate), 28799, "the cookie lives as long as the token");
     let headers = headers("GET", "/", &[("cookie", &session)]);
-    let later = NOW + 28799;
-    let outcome = gate.on_request(&Request { headers: &headers }, later, &mut CountingRandom::fresh());
+    let last_valid = gate.on_request(&Request { headers: &headers }, NOW + 28798, &mut CountingRandom::fresh());
+    assert!(matches!(last_valid.step, Step::Forward(_)), "no refresh when refresh is off");
+    let outcome = gate.on_request(&Request { headers: &headers }, NOW + 28799, &mut CountingRandom::fresh());
     assert_eq!(reply(&outcome).status, 302);
     assert_eq!(
         outcome.events,
-        vec![Event::SessionInvalid { reason: "session expired".into() }, Event::LoginStarted]
+        vec![
+            Event::SessionInvalid { reason: "access token expired and there is no refresh token to renew it".into() },
+            Event::LoginStarted
+        ]
     );
+}
+
+/// Logs in and returns the `Max-Age` of the session cookie the login set.
+fn session_reply_max_age(gate: &Gate) -> u64 {
+    let started = start_login(gate, "/");
+    let outcome = finish_login(gate, &started, json_response(200, TOKEN_BODY), json_response(200, ACCOUNT_BODY));
+    let cookie = set_cookies(reply(&outcome))[0].to_string();
+    let max_age = cookie.split("; ").find_map(|part| part.strip_prefix("Max-Age=")).unwrap();
+    max_age.parse().unwrap()
 }
 
 #[test]
@@ -574,7 +596,7 @@ fn callout_not_sent_gets_502() {
     let Step::Callout(_, pending) = run(&gate, "GET", &path, &[("cookie", &started.cookie)]).step else {
         panic!("no callout")
     };
-    let outcome = gate.on_callout_not_sent(pending, "BadArgument for cluster heroku_id");
+    let outcome = gate.on_callout_not_sent(pending, "BadArgument for cluster heroku_id", &blank(), NOW);
     assert_eq!(reply(&outcome).status, 502);
     assert!(matches!(&outcome.events[0], Event::CalloutFailed { endpoint: "token", .. }));
 }
@@ -634,4 +656,266 @@ fn forward_debug_hides_values() {
     let forward = forward(run(&gate, "GET", "/", &[("cookie", &session)]));
     let printed = format!("{forward:?}");
     assert!(!printed.contains("HRKU"), "{printed}");
+}
+
+// Token refresh, session lifetime, key rotation and team rules. The access token from
+// TOKEN_BODY expires at NOW + 28799; the default refresh margin is 600 s.
+
+const TOKEN_EXPIRY: u64 = NOW + 28799;
+const REFRESHED_BODY: &str = r#"{"access_token":"HRKU-access-2","expires_in":28800,"refresh_token":"HRKU-refresh",
+    "token_type":"Bearer","user_id":"user-1","session_nonce":null}"#;
+
+fn at(gate: &Gate, cookie: &str, extra: &[(&str, &str)], now: u64) -> Outcome {
+    let mut all = vec![("cookie", cookie)];
+    all.extend_from_slice(extra);
+    let headers = headers("GET", "/page", &all);
+    gate.on_request(&Request { headers: &headers }, now, &mut CountingRandom::fresh())
+}
+
+/// Drives a refresh that `outcome` started through the token and account callouts.
+fn complete_refresh(gate: &Gate, outcome: Outcome, token: CalloutResponse, account: CalloutResponse, now: u64) -> Outcome {
+    let Step::Callout(callout, pending) = outcome.step else { panic!("no refresh callout: {:?}", outcome.step) };
+    let body = String::from_utf8(callout.body.unwrap()).unwrap();
+    assert_eq!(body, "grant_type=refresh_token&refresh_token=HRKU-refresh&client_secret=the-secret");
+    let headers = headers("GET", "/page", &[]);
+    let request = Request { headers: &headers };
+    let outcome = gate.on_callout_response(pending, &token, &request, now, &mut CountingRandom::fresh());
+    let Step::Callout(_, pending) = outcome.step else { return outcome };
+    gate.on_callout_response(pending, &account, &request, now, &mut CountingRandom::fresh())
+}
+
+#[test]
+fn refresh_starts_at_margin_edge() {
+    let gate = gate();
+    let session = log_in(&gate);
+    let before = at(&gate, &session, &[], TOKEN_EXPIRY - 601);
+    assert!(matches!(before.step, Step::Forward(_)), "outside the margin: {:?}", before.step);
+    let inside = at(&gate, &session, &[], TOKEN_EXPIRY - 600);
+    assert!(matches!(inside.step, Step::Callout(..)), "inside the margin: {:?}", inside.step);
+}
+
+#[test]
+fn refresh_keeps_login_time_and_sets_cookie() {
+    let gate = gate();
+    let session = log_in(&gate);
+    let now = TOKEN_EXPIRY - 10;
+    let started = at(&gate, &session, &[], now);
+    let outcome = complete_refresh(&gate, started, json_response(200, REFRESHED_BODY), json_response(200, ACCOUNT_BODY), now);
+    assert_eq!(outcome.events, vec![Event::RefreshSucceeded { email: "ada@example.com".into() }]);
+    let forward = forward(outcome);
+    assert!(forward.set.contains(&("x-heroku-user-email".into(), "ada@example.com".into())));
+    assert_eq!(forward.response_cookies.len(), 1);
+    let cookie = &forward.response_cookies[0];
+    let remaining = 604_800 - (now - NOW);
+    assert!(cookie.ends_with(&format!("; Max-Age={remaining}; Path=/; HttpOnly; SameSite=Lax")), "{cookie}");
+
+    let renewed = cookie_pair(cookie).to_string();
+    let later = at(&gate, &renewed, &[], TOKEN_EXPIRY + 3600);
+    assert!(matches!(later.step, Step::Forward(_)), "the renewed session outlives the old token");
+}
+
+#[test]
+fn parallel_requests_share_one_refresh() {
+    let gate = gate();
+    let session = log_in(&gate);
+    let now = TOKEN_EXPIRY - 10;
+    let first = at(&gate, &session, &[], now);
+    assert!(matches!(first.step, Step::Callout(..)));
+
+    let second = at(&gate, &session, &[], now);
+    let waiting = forward(second);
+    assert!(waiting.response_cookies.is_empty(), "goes on with the still valid token");
+
+    complete_refresh(&gate, first, json_response(200, REFRESHED_BODY), json_response(200, ACCOUNT_BODY), now);
+    let third = forward(at(&gate, &session, &[], now + 1));
+    assert_eq!(third.response_cookies.len(), 1, "a late request with the old cookie gets the new one");
+}
+
+#[test]
+fn expired_token_waits_for_own_refresh() {
+    let gate = gate();
+    let session = log_in(&gate);
+    let first = at(&gate, &session, &[], TOKEN_EXPIRY + 5);
+    assert!(matches!(first.step, Step::Callout(..)));
+    let second = at(&gate, &session, &[], TOKEN_EXPIRY + 5);
+    assert!(matches!(second.step, Step::Callout(..)), "an expired token cannot go on while the first refresh runs");
+}
+
+#[test]
+fn revoked_refresh_ends_session() {
+    let gate = gate();
+    let session = log_in(&gate);
+    let rejected = r#"{"id":"unauthorized","message":"OAuth authorization invalid."}"#;
+    for (extra, status) in [(&[][..], 302), (&[("accept", "application/json")][..], 401)] {
+        let started = at(&gate, &session, extra, TOKEN_EXPIRY - 10);
+        let headers = headers("GET", "/page", extra);
+        let Step::Callout(_, pending) = started.step else { panic!("no refresh") };
+        let outcome = gate.on_callout_response(
+            pending,
+            &json_response(401, rejected),
+            &Request { headers: &headers },
+            TOKEN_EXPIRY - 10,
+            &mut CountingRandom::fresh(),
+        );
+        assert!(matches!(&outcome.events[0], Event::RefreshRejected { email, .. } if email == "ada@example.com"));
+        let reply = reply(&outcome);
+        assert_eq!(reply.status, status);
+        let cookies = set_cookies(reply);
+        assert!(cookies.contains(&"herokuoauthsess=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax"), "{cookies:?}");
+    }
+}
+
+#[test]
+fn outage_inside_margin_keeps_old_session() {
+    let gate = gate();
+    let session = log_in(&gate);
+    let started = at(&gate, &session, &[], TOKEN_EXPIRY - 10);
+    let outcome = complete_refresh(&gate, started, json_response(503, "down"), json_response(200, ACCOUNT_BODY), TOKEN_EXPIRY - 10);
+    assert!(matches!(&outcome.events[0], Event::CalloutFailed { endpoint: "token", during_login: false, .. }));
+    let forward = forward(outcome);
+    assert!(forward.set.contains(&("x-heroku-user-email".into(), "ada@example.com".into())));
+    assert!(forward.response_cookies.is_empty());
+
+    let retry = at(&gate, &session, &[], TOKEN_EXPIRY - 9);
+    assert!(matches!(retry.step, Step::Callout(..)), "a later request tries again");
+}
+
+#[test]
+fn outage_after_expiry_gets_502() {
+    let gate = gate();
+    let session = log_in(&gate);
+    for (extra, content_type) in [(&[][..], "text/html; charset=utf-8"), (&[("accept", "application/json")][..], "application/json")] {
+        let started = at(&gate, &session, extra, TOKEN_EXPIRY + 1);
+        let outcome = complete_refresh(&gate, started, CalloutResponse::default(), json_response(200, ACCOUNT_BODY), TOKEN_EXPIRY + 1);
+        let reply = reply(&outcome);
+        assert_eq!(reply.status, 502);
+        assert_eq!(header(reply, "content-type"), Some(content_type));
+    }
+}
+
+#[test]
+fn user_no_longer_allowed_after_refresh() {
+    let gate = gate_with(r#""allow":{"email_domains":["example.com"]}"#);
+    let session = log_in(&gate);
+    let moved = r#"{"email":"ada@elsewhere.org","id":"user-1","name":"Ada Lovelace"}"#;
+    let started = at(&gate, &session, &[], TOKEN_EXPIRY - 10);
+    let outcome = complete_refresh(&gate, started, json_response(200, REFRESHED_BODY), json_response(200, moved), TOKEN_EXPIRY - 10);
+    assert_eq!(outcome.events, vec![Event::LoginForbidden { email: "ada@elsewhere.org".into() }]);
+    let reply = reply(&outcome);
+    assert_eq!(header(reply, "location"), Some("/auth/heroku/forbidden/"));
+    assert_eq!(set_cookies(reply), vec!["herokuoauthsess=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax"]);
+}
+
+#[test]
+fn session_ends_at_max_age() {
+    let gate = gate_with(r#""session_max_age_s":3600"#);
+    let session = log_in(&gate);
+    assert_eq!(session_reply_max_age(&gate), 3600);
+    assert!(matches!(at(&gate, &session, &[], NOW + 3599).step, Step::Forward(_)));
+    let outcome = at(&gate, &session, &[], NOW + 3600);
+    assert_eq!(reply(&outcome).status, 302);
+    assert_eq!(outcome.events[0], Event::SessionInvalid { reason: "session reached its maximum age".into() });
+}
+
+#[test]
+fn missing_expires_in_uses_default() {
+    let gate = gate_with(r#""default_expires_in_s":7200,"refresh":false"#);
+    let started = start_login(&gate, "/");
+    let outcome = finish_login(&gate, &started, json_response(200, r#"{"access_token":"HRKU-x"}"#), json_response(200, ACCOUNT_BODY));
+    let cookie = set_cookies(reply(&outcome))[0].to_string();
+    assert!(cookie.contains("; Max-Age=7200;"), "{cookie}");
+}
+
+#[test]
+fn rotated_key_accepts_and_reseals() {
+    let old_key = "0123456789abcdef0123456789abcdef";
+    let session = log_in(&gate());
+    let rotated = Gate::new(config::parse(
+        format!(r#"{{"client_id":"c","client_secret":"s","secret_key":"a-brand-new-key-for-this-fleet-0001","previous_secret_keys":["{old_key}"]}}"#).as_bytes(),
+        &|_| None,
+    ).unwrap());
+    let accepted = forward(at(&rotated, &session, &[], NOW + 10));
+    assert!(accepted.set.contains(&("x-heroku-user-email".into(), "ada@example.com".into())));
+    assert_eq!(accepted.response_cookies.len(), 1, "the old cookie is sealed again");
+    let resealed = cookie_pair(&accepted.response_cookies[0]).to_string();
+    assert!(forward(at(&rotated, &resealed, &[], NOW + 11)).response_cookies.is_empty(), "the new cookie needs nothing");
+
+    let forgotten = Gate::new(config::parse(
+        br#"{"client_id":"c","client_secret":"s","secret_key":"a-brand-new-key-for-this-fleet-0001"}"#,
+        &|_| None,
+    ).unwrap());
+    let outcome = at(&forgotten, &session, &[], NOW + 10);
+    assert_eq!(reply(&outcome).status, 302, "a key that is not configured means not logged in");
+}
+
+/// Runs a login whose email the rule does not admit, up to the first teams callout.
+fn login_to_teams(gate: &Gate) -> (Callout, Pending) {
+    let started = start_login(gate, "/");
+    let outcome = finish_login(gate, &started, json_response(200, TOKEN_BODY), json_response(200, ACCOUNT_BODY));
+    match outcome.step {
+        Step::Callout(callout, pending) => (callout, pending),
+        other => panic!("expected the teams callout, got {other:?}"),
+    }
+}
+
+fn teams_response(status: u16, body: &str, next_range: Option<&str>) -> CalloutResponse {
+    let mut response = json_response(status, body);
+    response.next_range = next_range.map(str::to_string);
+    response
+}
+
+#[test]
+fn team_member_is_admitted() {
+    let gate = gate_with(r#""allow":{"teams":["platform"]}"#);
+    let (callout, pending) = login_to_teams(&gate);
+    assert!(callout.headers.contains(&(":path".into(), "/teams".into())));
+    assert!(callout.headers.contains(&("range".into(), "id ..; max=200".into())));
+    let body = r#"[{"id":"t-1","name":"design"},{"id":"t-2","name":"Platform"}]"#;
+    let outcome = gate.on_callout_response(pending, &teams_response(200, body, None), &blank(), NOW, &mut CountingRandom::fresh());
+    assert_eq!(outcome.events, vec![Event::LoginSucceeded { email: "ada@example.com".into() }]);
+}
+
+#[test]
+fn teams_follow_next_range() {
+    let gate = gate_with(r#""allow":{"teams":["t-9"]}"#);
+    let (_, pending) = login_to_teams(&gate);
+    let first = teams_response(206, r#"[{"id":"t-1","name":"design"}]"#, Some("id ]t-1..; max=1000"));
+    let outcome = gate.on_callout_response(pending, &first, &blank(), NOW, &mut CountingRandom::fresh());
+    let Step::Callout(callout, pending) = outcome.step else { panic!("no second page") };
+    assert!(callout.headers.contains(&("range".into(), "id ]t-1..; max=1000".into())));
+    let second = teams_response(200, r#"[{"id":"t-9","name":"ops"}]"#, None);
+    let outcome = gate.on_callout_response(pending, &second, &blank(), NOW, &mut CountingRandom::fresh());
+    assert_eq!(outcome.events, vec![Event::LoginSucceeded { email: "ada@example.com".into() }]);
+}
+
+#[test]
+fn non_member_is_forbidden() {
+    let gate = gate_with(r#""allow":{"teams":["platform"]}"#);
+    let (_, pending) = login_to_teams(&gate);
+    let outcome = gate.on_callout_response(pending, &teams_response(200, "[]", None), &blank(), NOW, &mut CountingRandom::fresh());
+    assert_eq!(outcome.events, vec![Event::LoginForbidden { email: "ada@example.com".into() }]);
+    assert_eq!(header(reply(&outcome), "location"), Some("/auth/heroku/forbidden/"));
+}
+
+#[test]
+fn teams_scope_403_is_forbidden() {
+    let gate = gate_with(r#""allow":{"teams":["platform"]}"#);
+    let (_, pending) = login_to_teams(&gate);
+    let refused = r#"{"id":"forbidden","message":"The scope of this OAuth authorization does not allow access to this resource."}"#;
+    let outcome = gate.on_callout_response(pending, &teams_response(403, refused, None), &blank(), NOW, &mut CountingRandom::fresh());
+    assert_eq!(
+        outcome.events,
+        vec![
+            Event::LoginForbidden { email: "ada@example.com".into() },
+            Event::TeamsScopeMissing { scope: "identity".into() }
+        ]
+    );
+}
+
+#[test]
+fn email_rule_admits_without_teams_call() {
+    let gate = gate_with(r#""allow":{"teams":["platform"],"emails":["ada@example.com"]}"#);
+    let started = start_login(&gate, "/");
+    let outcome = finish_login(&gate, &started, json_response(200, TOKEN_BODY), json_response(200, ACCOUNT_BODY));
+    assert_eq!(outcome.events, vec![Event::LoginSucceeded { email: "ada@example.com".into() }]);
 }

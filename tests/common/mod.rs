@@ -195,9 +195,12 @@ static_resources:
     )
 }
 
+/// A cluster on a loopback port. Each upstream connection carries one request: the
+/// stand-in and the demo app serve with tiny_http, whose connection threads wait on idle
+/// keep-alive connections, so a burst of new connections could queue behind them for good.
 fn cluster_yaml(name: &str, port: u16) -> String {
     format!(
-        "name: {name}\n    type: STATIC\n    connect_timeout: 1s\n    load_assignment:\n      cluster_name: {name}\n      endpoints: [{{lb_endpoints: [{{endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}}}}}]}}]"
+        "name: {name}\n    type: STATIC\n    connect_timeout: 1s\n    typed_extension_protocol_options:\n      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:\n        \"@type\": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions\n        common_http_protocol_options: {{max_requests_per_connection: 1}}\n        explicit_http_config: {{http_protocol_options: {{}}}}\n    load_assignment:\n      cluster_name: {name}\n      endpoints: [{{lb_endpoints: [{{endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}}}}}]}}]"
     )
 }
 
@@ -314,7 +317,7 @@ fn spawn_envoy(config: &str, setup: &Setup) -> (Child, PathBuf) {
         .arg("-c")
         .arg(&config_path)
         .args(["--concurrency", "2", "--use-dynamic-base-id", "-l", "warning"])
-        .args(["--component-log-level", "wasm:info"])
+        .args(["--component-log-level", &std::env::var("ENVOY_COMPONENT_LOG").unwrap_or_else(|_| "wasm:info".to_string())])
         .arg("--admin-address-path")
         .arg(dir.join("admin.txt"))
         .stdin(Stdio::null())

@@ -79,14 +79,26 @@ struct EchoBody<'a> {
     headers: BTreeMap<String, Vec<&'a str>>,
 }
 
+/// Path whose response also sets a cookie of the app's own, so tests can check that the
+/// login gate adds its cookies without replacing the app's.
+pub const SETS_COOKIE_PATH: &str = "/demo/sets-cookie";
+
+/// The cookie the app sets on [`SETS_COOKIE_PATH`].
+pub const APP_SET_COOKIE: &str = "demo_app_pref=dark; Path=/";
+
 fn respond(request: &HttpRequest) -> Reply {
     let wants_json = request
         .header_values("accept")
         .any(|accept| accept.to_ascii_lowercase().contains("application/json"));
-    if wants_json {
+    let reply = if wants_json {
         Reply::json(200, &echo_body(request))
     } else {
         Reply::html(200, identity_page(request))
+    };
+    if request.path() == SETS_COOKIE_PATH {
+        reply.header("Set-Cookie", APP_SET_COOKIE)
+    } else {
+        reply
     }
 }
 

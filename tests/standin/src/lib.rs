@@ -38,5 +38,5 @@ mod server;
 mod state;
 
 pub use config::{parse_users_json, Approval, Client, Config, User};
-pub use demo_app::DemoApp;
+pub use demo_app::{DemoApp, APP_SET_COOKIE, SETS_COOKIE_PATH};
 pub use server::{Endpoint, Fault, RecordedRequest, Standin};

@@ -1,0 +1,116 @@
+//! The request as the gate sees it: headers as bytes, and what they say about the client.
+
+/// Maximum length of the original path (with query) kept as the place to return to after
+/// login. A longer one is dropped, not truncated, because a cut path can mean something else.
+pub const MAX_RETURN_PATH_BYTES: usize = 2048;
+
+/// The parts of a request the gate reads. Header names are lowercase, as Envoy gives them.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    pub headers: &'a [(String, Vec<u8>)],
+}
+
+impl<'a> Request<'a> {
+    pub(crate) fn header(&self, name: &str) -> Option<&'a [u8]> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_slice())
+    }
+
+    pub(crate) fn method(&self) -> &'a [u8] {
+        self.header(":method").unwrap_or_default()
+    }
+
+    /// Returns the `:path` pseudo-header: the path with its query.
+    pub(crate) fn path_and_query(&self) -> &'a [u8] {
+        self.header(":path").unwrap_or_default()
+    }
+
+    pub(crate) fn path(&self) -> &'a [u8] {
+        let full = self.path_and_query();
+        let end = full.iter().position(|byte| *byte == b'?' || *byte == b'#').unwrap_or(full.len());
+        full.get(..end).unwrap_or_default()
+    }
+
+    pub(crate) fn query(&self) -> &'a [u8] {
+        let full = self.path_and_query();
+        match full.iter().position(|byte| *byte == b'?') {
+            Some(at) => {
+                let rest = full.get(at + 1..).unwrap_or_default();
+                let end = rest.iter().position(|byte| *byte == b'#').unwrap_or(rest.len());
+                rest.get(..end).unwrap_or_default()
+            }
+            None => &[],
+        }
+    }
+
+    /// True when Envoy received the request over https (`:scheme`, which Envoy derives from
+    /// the connection or a trusted `x-forwarded-proto`).
+    pub(crate) fn is_https(&self) -> bool {
+        self.header(":scheme").is_some_and(|scheme| scheme.eq_ignore_ascii_case(b"https"))
+    }
+
+    pub(crate) fn cookie_headers(&self) -> Vec<&'a [u8]> {
+        self.headers
+            .iter()
+            .filter(|(name, _)| name == "cookie")
+            .map(|(_, value)| value.as_slice())
+            .collect()
+    }
+
+    /// Decides whether the client is a program that cannot follow a login redirect: any
+    /// method but GET and HEAD, an XHR, a fetch that is not a navigation, or an `Accept`
+    /// that wants JSON and not HTML.
+    pub(crate) fn is_api_client(&self) -> bool {
+        let method = self.method();
+        if method != b"GET" && method != b"HEAD" {
+            return true;
+        }
+        if self.header("x-requested-with").is_some_and(|value| value.eq_ignore_ascii_case(b"XMLHttpRequest")) {
+            return true;
+        }
+        if self.header("sec-fetch-mode").is_some_and(|mode| !mode.eq_ignore_ascii_case(b"navigate")) {
+            return true;
+        }
+        self.header("accept").is_some_and(wants_json_not_html)
+    }
+}
+
+/// Reads an `Accept` value: true when some media range names JSON and none names HTML.
+/// Ranges with `q=0` are refusals and do not count.
+fn wants_json_not_html(accept: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(accept).to_ascii_lowercase();
+    let mut json = false;
+    let mut html = false;
+    for range in text.split(',') {
+        let mut parts = range.split(';');
+        let media = parts.next().unwrap_or("").trim();
+        let refused = parts.any(|param| {
+            let param = param.trim();
+            param.strip_prefix("q=").is_some_and(|q| q.trim().parse::<f32>().is_ok_and(|q| q <= 0.0))
+        });
+        if refused {
+            continue;
+        }
+        json |= media == "application/json" || media.ends_with("+json");
+        html |= media == "text/html" || media == "application/xhtml+xml";
+    }
+    json && !html
+}
+
+/// Returns `path_and_query` when a browser can only resolve it to this origin, else `/`.
+///
+/// It must start with one `/`: `//host` and `/\host` are read by browsers as another host.
+/// Only visible ASCII is kept, because control characters and spaces can change how a
+/// browser parses a `Location` header.
+pub fn safe_return_path(path_and_query: &[u8]) -> String {
+    let plain = path_and_query.len() <= MAX_RETURN_PATH_BYTES
+        && path_and_query.first() == Some(&b'/')
+        && !matches!(path_and_query.get(1), Some(b'/' | b'\\'))
+        && path_and_query.iter().all(|byte| byte.is_ascii_graphic() && *byte != b'\\');
+    match (plain, std::str::from_utf8(path_and_query)) {
+        (true, Ok(text)) => text.to_string(),
+        _ => "/".to_string(),
+    }
+}
