@@ -124,56 +124,144 @@ impl std::error::Error for ConfigError {}
 
 /// The JSON as written by the operator. Credentials are plain `Value`s so that a wrongly
 /// typed secret produces an error message without the value in it.
+///
+/// With the `schema` feature, this type also generates `docs/config.schema.json`: the doc
+/// comments become descriptions, and the `schemars` attributes state defaults and limits
+/// that `parse` enforces. The schema checks less than `parse` does (reserved header names,
+/// distinct paths, key lengths in bytes), so a valid document can still be rejected.
 #[derive(Deserialize, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(title = "heroku-bouncer plugin configuration"))]
 #[serde(deny_unknown_fields)]
-struct RawConfig {
+pub(crate) struct RawConfig {
+    /// The Heroku OAuth client id. Without it, the HEROKU_OAUTH_ID environment variable.
+    #[cfg_attr(feature = "schema", schemars(with = "Option<String>"))]
     client_id: Option<Value>,
+    /// The OAuth client secret. Without it, the HEROKU_OAUTH_SECRET environment variable.
+    #[cfg_attr(feature = "schema", schemars(with = "Option<String>"))]
     client_secret: Option<Value>,
+    /// At least 32 bytes; the cookie keys are derived from it. Without it, the SECRET_KEY variable.
+    #[cfg_attr(feature = "schema", schemars(with = "Option<String>"))]
     secret_key: Option<Value>,
+    /// Keys of at least 32 bytes that older cookies may be sealed with. Without it, SECRET_KEY_PREVIOUS.
+    #[cfg_attr(feature = "schema", schemars(with = "Option<Vec<String>>"))]
     previous_secret_keys: Option<Value>,
+    /// Scopes requested at Heroku's authorize page, separated by spaces.
+    #[cfg_attr(feature = "schema", schemars(extend("default" = "identity")))]
     scope: Option<String>,
+    /// The OAuth callback path, starting and ending with "/".
+    #[cfg_attr(feature = "schema", schemars(extend("default" = "/auth/heroku/callback/"), pattern(ROUTE_PATH_PATTERN)))]
     path: Option<String>,
+    /// Name of the session cookie; login state cookies are named "<cookie>-state-<id>".
+    #[cfg_attr(feature = "schema", schemars(extend("default" = "herokuoauthsess"), pattern(r"^[A-Za-z0-9_-]{1,64}$")))]
     cookie: Option<String>,
+    /// Where users outside the allow rule are sent.
+    #[cfg_attr(feature = "schema", schemars(extend("default" = "/auth/heroku/forbidden/"), pattern(ROUTE_PATH_PATTERN)))]
     forbidden_path: Option<String>,
+    /// Send requests for forbidden_path to the app instead of the filter's 403 page.
+    #[cfg_attr(feature = "schema", schemars(extend("default" = false)))]
     forbidden_passthrough: Option<bool>,
+    /// Clears the session and redirects to "/".
+    #[cfg_attr(feature = "schema", schemars(extend("default" = "/auth/heroku/logout/"), pattern(ROUTE_PATH_PATTERN)))]
     logout_path: Option<String>,
+    /// Who may log in. Empty lets every Heroku user in; otherwise a user who matches any list.
+    #[cfg_attr(feature = "schema", schemars(extend("default" = {})))]
     allow: Option<RawAllow>,
+    /// Same as adding "heroku.com" to allow.email_domains.
+    #[cfg_attr(feature = "schema", schemars(extend("default" = false)))]
     herokai_only: Option<bool>,
+    /// Paths that need no login: exact, or a prefix when the entry ends with "*".
+    #[cfg_attr(feature = "schema", schemars(extend("default" = []), inner(pattern(r"^/[A-Za-z0-9._~!$&'()+,;=:@%/-]*\*?$"))))]
     skip_paths: Option<Vec<String>>,
+    /// Names of the request headers that carry the identity to the app.
+    #[cfg_attr(feature = "schema", schemars(extend("default" = {})))]
     headers: Option<RawHeaders>,
+    /// Also send the user's Heroku access token to the app.
+    #[cfg_attr(feature = "schema", schemars(extend("default" = false)))]
     expose_token: Option<bool>,
+    /// Heroku's authorize page; http:// only for 127.0.0.1, localhost or [::1].
+    #[cfg_attr(
+        feature = "schema",
+        schemars(
+            extend("default" = "https://id.heroku.com/oauth/authorize"),
+            pattern(r"^(https://[^/#]|http://127\.0\.0\.1[:/]|http://localhost[:/]|http://\[::1\]:)[^#\s]*$")
+        )
+    )]
     authorize_url: Option<String>,
+    /// Envoy cluster for the token exchange at id.heroku.com.
+    #[cfg_attr(feature = "schema", schemars(extend("default" = "heroku_id"), pattern(NAME_PATTERN)))]
     id_cluster: Option<String>,
+    /// The :authority of requests to id_cluster.
+    #[cfg_attr(feature = "schema", schemars(extend("default" = "id.heroku.com"), pattern(NAME_PATTERN)))]
     id_authority: Option<String>,
+    /// Envoy cluster for Heroku's platform API (account and teams).
+    #[cfg_attr(feature = "schema", schemars(extend("default" = "heroku_api"), pattern(NAME_PATTERN)))]
     api_cluster: Option<String>,
+    /// The :authority of requests to api_cluster.
+    #[cfg_attr(feature = "schema", schemars(extend("default" = "api.heroku.com"), pattern(NAME_PATTERN)))]
     api_authority: Option<String>,
+    /// Timeout of each call to Heroku, in milliseconds.
+    #[cfg_attr(feature = "schema", schemars(extend("default" = 5000), range(min = 1, max = MAX_CALLOUT_TIMEOUT_MS)))]
     callout_timeout_ms: Option<u64>,
+    /// Replacement HTML for the filter's pages, by page name; "{{action_url}}" becomes the page's link.
+    #[cfg_attr(feature = "schema", schemars(extend("default" = {})))]
     pages: Option<std::collections::BTreeMap<String, String>>,
+    /// Refresh the access token before it expires, while a refresh token is available.
+    #[cfg_attr(feature = "schema", schemars(extend("default" = true)))]
     refresh: Option<bool>,
+    /// A request whose access token expires within this many seconds triggers a refresh.
+    #[cfg_attr(feature = "schema", schemars(extend("default" = 600), range(min = 0, max = 86_400)))]
     refresh_margin_s: Option<u64>,
+    /// Seconds after login when the session ends, whatever its tokens say.
+    #[cfg_attr(feature = "schema", schemars(extend("default" = 604_800), range(min = 1, max = 31_536_000)))]
     session_max_age_s: Option<u64>,
+    /// Token lifetime in seconds, assumed when Heroku's token response has no expires_in.
+    #[cfg_attr(feature = "schema", schemars(extend("default" = 28_800), range(min = 60, max = 31_536_000)))]
     default_expires_in_s: Option<u64>,
 }
 
+/// Schema patterns that mirror `route_path` and `non_empty`.
+#[cfg(feature = "schema")]
+const ROUTE_PATH_PATTERN: &str = r"^/[A-Za-z0-9._~!$&'()+,;=:@%-][A-Za-z0-9._~!$&'()+,;=:@%/-]*/$";
+#[cfg(feature = "schema")]
+const NAME_PATTERN: &str = r"^[!-~]+$";
+
 #[derive(Deserialize, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema), schemars(inline))]
 #[serde(deny_unknown_fields)]
 struct RawAllow {
+    /// Email addresses, matched case-insensitively.
     #[serde(default)]
     emails: Vec<String>,
+    /// Email domains, matched exactly and case-insensitively ("heroku.com" does not admit "x.heroku.com").
     #[serde(default)]
     email_domains: Vec<String>,
+    /// Heroku team names or ids, read from Heroku at login and at every refresh.
     #[serde(default)]
     teams: Vec<String>,
 }
 
 #[derive(Deserialize, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema), schemars(inline))]
 #[serde(deny_unknown_fields)]
 struct RawHeaders {
+    /// Header for the account email.
+    #[cfg_attr(feature = "schema", schemars(extend("default" = "x-heroku-user-email"), pattern(HEADER_PATTERN)))]
     email: Option<String>,
+    /// Header for the Heroku account id.
+    #[cfg_attr(feature = "schema", schemars(extend("default" = "x-heroku-user-id"), pattern(HEADER_PATTERN)))]
     id: Option<String>,
+    /// Header for the account name, percent-encoded where needed.
+    #[cfg_attr(feature = "schema", schemars(extend("default" = "x-heroku-user-name"), pattern(HEADER_PATTERN)))]
     name: Option<String>,
+    /// Header for the access token, sent only with expose_token.
+    #[cfg_attr(feature = "schema", schemars(extend("default" = "x-heroku-oauth-token"), pattern(HEADER_PATTERN)))]
     token: Option<String>,
 }
+
+/// Mirrors `header_name`, before it lowercases the name.
+#[cfg(feature = "schema")]
+const HEADER_PATTERN: &str = r"^[A-Za-z0-9_-]+$";
 
 /// Parses and checks the plugin configuration.
 ///

@@ -22,6 +22,8 @@ pub mod heroku;
 pub mod pages;
 pub mod refresh;
 pub mod request;
+#[cfg(feature = "schema")]
+pub mod schema;
 pub mod seal;
 pub mod secret;
 pub mod session;

@@ -1,0 +1,26 @@
+//! JSON Schema of the plugin configuration, checked in as `docs/config.schema.json`.
+//!
+//! Built only with the `schema` feature, so the wasm module does not carry `schemars`.
+//! `tests/schema.rs` compares the checked-in file with [`plugin_config_schema`].
+
+use serde_json::{json, Value};
+
+use crate::config::RawConfig;
+use crate::pages::ALL_NOTICES;
+
+/// Generates the JSON Schema (draft 2020-12) of the plugin configuration.
+pub fn plugin_config_schema() -> Value {
+    let mut schema = schemars::schema_for!(RawConfig).to_value();
+    schema["description"] = json!(
+        "The plugin configuration of heroku-bouncer for Envoy: Envoy's `configuration` \
+         value, or Istio's `pluginConfig`. Every key is optional, but the three credentials \
+         must come from here or from the VM's environment variables."
+    );
+
+    // Page names come from the code, so the schema lists exactly the pages `parse` accepts.
+    let page_names: Vec<&str> = ALL_NOTICES.iter().filter_map(|notice| notice.config_key()).collect();
+    if let Some(pages) = schema.pointer_mut("/properties/pages") {
+        pages["propertyNames"] = json!({ "enum": page_names });
+    }
+    schema
+}
