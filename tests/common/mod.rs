@@ -66,6 +66,9 @@ pub struct Setup {
     pub id_upstream: Upstream,
     pub api_upstream: Upstream,
     pub standin: StandinConfig,
+    /// A loopback port where the test runs its own app, for the `app` cluster in place of
+    /// the demo app.
+    pub app_port: Option<u16>,
 }
 
 impl Default for Setup {
@@ -76,6 +79,7 @@ impl Default for Setup {
             id_upstream: Upstream::Standin,
             api_upstream: Upstream::Standin,
             standin: StandinConfig::default(),
+            app_port: None,
         }
     }
 }
@@ -189,7 +193,7 @@ static_resources:
   - {api_cluster}
 "#,
         wasm = wasm_path().display(),
-        app_cluster = cluster_yaml("app", app.addr().port()),
+        app_cluster = cluster_yaml("app", setup.app_port.unwrap_or_else(|| app.addr().port())),
         id_cluster = cluster_yaml("heroku_id", port_of(&setup.id_upstream)),
         api_cluster = cluster_yaml("heroku_api", port_of(&setup.api_upstream)),
     )
