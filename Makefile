@@ -16,6 +16,11 @@ STANDIN_PORT := 9292
 APP_PORT := 8080
 
 .PHONY: all build wasm-target envoy test unit e2e lint run clean help
+.PHONY: apps e2e-deploy
+
+# Django and Flask for tests/integrations.rs, in a venv of their own.
+APPS_VENV := tests/apps/.venv
+APPS_STAMP := $(APPS_VENV)/installed.stamp
 
 all: build
 
@@ -40,6 +45,13 @@ $(ENVOY):
 
 envoy: $(ENVOY)
 
+$(APPS_STAMP): tests/apps/requirements.txt
+	$(PYTHON) -m venv $(APPS_VENV)
+	$(APPS_VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/apps/requirements.txt
+	touch $(APPS_STAMP)
+
+apps: $(APPS_STAMP)
+
 # Panics abort the wasm VM, so these lints are denied in the filter's non-test code.
 lint: wasm-target
 	cargo clippy --release --target $(WASM_TARGET) -p heroku-bouncer -- -D warnings
@@ -51,7 +63,12 @@ unit:
 e2e: build envoy
 	cargo test -p heroku-bouncer --test login --test callouts --test config --test deploy --test sessions
 
-test: lint unit e2e
+# Istio manifests, real apps behind the filter, stats and logs, and the configuration schema.
+e2e-deploy: build envoy apps
+	cargo test -p heroku-bouncer --test istio --test integrations --test operations
+	cargo test -p heroku-bouncer --features schema --test schema
+
+test: lint unit e2e e2e-deploy
 
 # Without HEROKU_OAUTH_ID: the stand-in plays Heroku on 127.0.0.1:$(STANDIN_PORT) with a
 # consent page that lets you log in as any email. With HEROKU_OAUTH_ID, HEROKU_OAUTH_SECRET
@@ -88,3 +105,4 @@ run: build envoy
 clean:
 	cargo clean
 	rm -rf $(VENV)
+	rm -rf $(APPS_VENV)
