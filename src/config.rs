@@ -140,7 +140,7 @@ pub(crate) struct RawConfig {
     /// The OAuth client secret. Without it, the HEROKU_OAUTH_SECRET environment variable.
     #[cfg_attr(feature = "schema", schemars(with = "Option<String>"))]
     client_secret: Option<Value>,
-    /// At least 32 bytes; the cookie keys are derived from it. Without it, the SECRET_KEY variable.
+    /// At least 32 bytes, from which the cookie keys are derived. Without it, the SECRET_KEY variable.
     #[cfg_attr(feature = "schema", schemars(with = "Option<String>"))]
     secret_key: Option<Value>,
     /// Keys of at least 32 bytes that older cookies may be sealed with. Without it, SECRET_KEY_PREVIOUS.

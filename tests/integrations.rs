@@ -196,7 +196,7 @@ fn yaml_block_after(markdown: &str, heading: &str) -> String {
 }
 
 /// The RBAC filter of `docs/integrations.md`, placed after heroku_bouncer, admits only the
-/// listed emails to `/admin/`. It sees the filter's identity headers, never the client's.
+/// listed emails to `/admin/`. It matches the filter's identity headers, never the client's.
 #[test]
 fn rbac_example_restricts_admin_path() {
     let docs = fs::read_to_string(repo_root().join("docs/integrations.md")).unwrap();
@@ -211,7 +211,7 @@ fn rbac_example_restricts_admin_path() {
     let config = render_envoy_config(&setup, &standin, &app);
     assert!(config.contains(router), "{config}");
     let config = config.replacen(router, &format!("{indented}{router}"), 1);
-    // The path settings that the documentation asks for, as in envoy.yaml.
+    // The path settings that docs/integrations.md requires, as in envoy.yaml.
     let manager = "          stat_prefix: ingress_http\n";
     assert!(config.contains(manager), "{config}");
     let config = config.replacen(

@@ -122,9 +122,9 @@ fn egress_covers_callout_clusters() {
 #[test]
 fn secret_reaches_proxy_environment() {
     let plugin = wasm_plugin();
-    let wanted = host_env_names(&plugin);
+    let expected = host_env_names(&plugin);
     assert_eq!(
-        wanted,
+        expected,
         ["HEROKU_OAUTH_ID", "HEROKU_OAUTH_SECRET", "SECRET_KEY"].map(String::from).into(),
         "the plugin takes the three credentials from the proxy's environment"
     );
@@ -145,7 +145,7 @@ fn secret_reaches_proxy_environment() {
         assert!(secret["stringData"].get(key).is_some(), "{name}: the Secret has no key {key}");
         set.insert(name.to_string());
     }
-    assert_eq!(set, wanted);
+    assert_eq!(set, expected);
 }
 
 #[test]
@@ -173,12 +173,14 @@ fn login_through_istio_cluster_names() {
     for (harness_name, istio_name) in [("heroku_id", &id_cluster), ("heroku_api", &api_cluster)] {
         let name_line = format!("- name: {harness_name}\n");
         let load_assignment_line = format!("cluster_name: {harness_name}\n");
-        assert!(config.contains(&name_line) && config.contains(&load_assignment_line), "{harness_name} in:\n{config}");
+        assert!(config.contains(&name_line), "{harness_name} in:\n{config}");
+        assert!(config.contains(&load_assignment_line), "{harness_name} in:\n{config}");
         config = config
             .replace(&name_line, &format!("- name: \"{istio_name}\"\n"))
             .replace(&load_assignment_line, &format!("cluster_name: \"{istio_name}\"\n"));
     }
-    assert!(!config.contains("heroku_id") && !config.contains("heroku_api"), "{config}");
+    assert!(!config.contains("heroku_id"), "{config}");
+    assert!(!config.contains("heroku_api"), "{config}");
 
     let envoy = Envoy::start(&config, &setup).unwrap_or_else(|log| panic!("Envoy did not start:\n{log}"));
     standin.set_redirect_uri(&format!("{}/auth/heroku/callback/", envoy.base_url()));
@@ -191,4 +193,21 @@ fn login_through_istio_cluster_names() {
     assert_eq!(app.requests().last().unwrap().header("x-heroku-user-email"), Some("ada@example.com"));
     assert_eq!(standin.calls(Endpoint::Token), 1, "the code went through {id_cluster}");
     assert_eq!(standin.calls(Endpoint::Account), 1, "the account read went through {api_cluster}");
+}
+
+/// Without a ServiceEntry, the gateway has no cluster for the callout. The login then ends
+/// on the 502 page, and the log names the missing cluster.
+#[test]
+fn missing_cluster_fails_login() {
+    let missing = "outbound|443||id.heroku.com";
+    let stack = Stack::start(Setup::with_plugin(serde_json::json!({"id_cluster": missing})));
+    let mut browser = Browser::default();
+    let page = stack.log_in(&mut browser, "/hello");
+    assert_eq!(page.status, 502, "{}", page.body);
+    assert!(page.body.contains("Heroku is unavailable"), "{}", page.body);
+    assert_eq!(stack.standin.calls(Endpoint::Token), 0);
+    eventually("the failed login in the log", || stack.envoy.log().contains(&format!("for cluster {missing}")));
+    let log = stack.envoy.log();
+    let line = log.lines().find(|line| line.contains("login failed")).unwrap_or_else(|| panic!("{log}"));
+    assert!(line.contains(&format!("not sent: BadArgument for cluster {missing}")), "{line}");
 }
