@@ -30,6 +30,7 @@ fn validate(config: &str, env: &[(&str, &str)]) -> (bool, String) {
     }
     command.envs(env.iter().copied());
     let output = command.output().expect("run envoy --mode validate");
+    let _ = std::fs::remove_file(&path);
     let log = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     (output.status.success(), log)
 }
