@@ -286,7 +286,7 @@ padding:.6rem .75rem;font:inherit;border:1px solid #a79fba;border-radius:6px}\
 .actions{display:flex;flex-wrap:wrap;align-items:center;gap:1rem;margin-top:1.5rem}\
 button{min-height:44px;padding:.6rem 1.5rem;font:inherit;font-weight:600;color:#fff;background:#79589f;\
 border:0;border-radius:6px;cursor:pointer}button:hover{background:#430098}\
-.deny{display:inline-block;padding:.6rem .5rem;color:#430098}\
+.deny{display:inline-block;padding:.625rem .5rem;color:#430098}\
 button:focus-visible,a:focus-visible,input:focus-visible{outline:3px solid #f4a261;outline-offset:2px}\
 @media (max-width:480px){body{background:#fff}main{margin:0;border-radius:0;box-shadow:none;padding:1.25rem}}";
 
