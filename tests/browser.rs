@@ -19,7 +19,7 @@ const CONSENT_TITLE: &str = "Authorize standin-client-id?";
 const ADA: &str = "ada@example.com";
 const GRACE: &str = "grace@heroku.com";
 
-/// A stack whose stand-in asks on a consent page, as Heroku does the first time.
+/// Starts a stack whose stand-in shows a consent page, as Heroku does the first time.
 fn prompting(plugin: serde_json::Value) -> Stack {
     let mut setup = Setup::with_plugin(plugin);
     setup.standin.approval = Approval::Prompt;
@@ -58,7 +58,7 @@ fn deep_link_survives_consent() {
         assert!(page.contains("GET /reports/2024?month=5&view=full"), "{page}");
         assert!(has_session(&web.cookie_names().await));
     });
-    // Chromium also asks for /favicon.ico, so look for the deep link among the requests.
+    // Chromium also requests /favicon.ico, so look for the deep link among the requests.
     let seen = stack.app.requests();
     let deep = seen.iter().find(|request| request.path == "/reports/2024?month=5&view=full");
     let deep = deep.expect("the app received the deep link");
@@ -205,4 +205,129 @@ fn fetch_gets_401_json_after_logout() {
     });
     let api_calls = stack.app.requests().iter().filter(|request| request.path.starts_with("/api/")).count();
     assert_eq!(api_calls, 1, "only the logged-in fetch reached the app");
+}
+
+/// One page as a person meets it, checked at desktop and phone width.
+struct PageCheck {
+    /// File name stem of its screenshots.
+    name: &'static str,
+    heading: String,
+    /// CSS selector of the page's action: the link or button that is the next step.
+    action: &'static str,
+}
+
+/// Checks the page in the browser at both widths and saves a screenshot of each.
+async fn check_page(web: &Web, page: &PageCheck) {
+    web.wait_for_heading(&page.heading).await;
+    for (size, label) in [(DESKTOP, "desktop"), (PHONE, "phone")] {
+        web.set_viewport(size).await;
+        let layout = web.execute(&LAYOUT_SCRIPT.replace("ACTION", page.action)).await;
+        let context = format!("{} at {label} width: {layout}", page.name);
+
+        assert_eq!(layout["lang"], "en", "{context}");
+        assert!(layout["title"].as_str().is_some_and(|title| !title.is_empty()), "{context}");
+        assert_eq!(layout["viewportWidth"], size.0, "{context}");
+        assert_eq!(layout["overflowsSideways"], false, "no sideways scrolling: {context}");
+        assert!(layout["fontPx"].as_f64().is_some_and(|px| px >= 16.0), "body text is at least 16px: {context}");
+        assert_eq!(layout["externalResources"], 0, "no external assets: {context}");
+        assert_eq!(layout["actionInView"], true, "the action is visible without scrolling: {context}");
+        // WCAG 2.2 asks for targets of at least 24 by 24 CSS pixels.
+        assert!(layout["actionHeight"].as_f64().is_some_and(|px| px >= 24.0), "{context}");
+
+        web.screenshot(&screenshot_dir().join(format!("{}-{label}.png", page.name))).await;
+    }
+    web.set_viewport(DESKTOP).await;
+}
+
+/// Measures the page; `ACTION` is replaced by the action's CSS selector.
+const LAYOUT_SCRIPT: &str = r#"
+    const root = document.documentElement;
+    const action = document.querySelector("ACTION");
+    const box = action ? action.getBoundingClientRect() : null;
+    return {
+        lang: root.lang,
+        title: document.title,
+        viewportWidth: window.innerWidth,
+        overflowsSideways: root.scrollWidth > window.innerWidth,
+        fontPx: parseFloat(getComputedStyle(document.body).fontSize),
+        externalResources: document.querySelectorAll("link[href], script[src], img[src], iframe").length,
+        actionInView: !!box && box.width > 0 && box.top >= 0 && box.bottom <= window.innerHeight
+            && box.left >= 0 && box.right <= window.innerWidth,
+        actionHeight: box ? box.height : 0,
+    };
+"#;
+
+/// Returns the folder for page screenshots: `$SCREENSHOT_DIR` (which `make screenshots`
+/// sets to docs/screenshots), or target/screenshots.
+fn screenshot_dir() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    match std::env::var_os("SCREENSHOT_DIR") {
+        Some(dir) => root.join(dir),
+        None => root.join("target/screenshots"),
+    }
+}
+
+#[test]
+fn pages_fit_desktop_and_phone() {
+    let stack = prompting(json!({"allow": {"email_domains": ["heroku.com"]}}));
+    web::run("pages_fit_desktop_and_phone", async |web| {
+        let page = |name, heading: &str, action| PageCheck { name, heading: heading.to_string(), action };
+
+        web.goto(&stack.url("/")).await;
+        check_page(web, &page("consent", CONSENT_TITLE, "button[value=Allow]")).await;
+
+        web.click_link("Deny").await;
+        check_page(web, &page("access-denied", "Access denied", "a.action")).await;
+
+        web.goto(&stack.url("/")).await;
+        wait_for_consent(web, &stack).await;
+        allow_as(web, ADA).await;
+        check_page(web, &page("forbidden", "Access not allowed", "a.action")).await;
+
+        web.click_link("Log in with another account").await;
+        check_page(web, &page("logged-out", "Logged out", "a.action")).await;
+
+        // Cookies cleared while the consent page is open: the callback finds no login state.
+        web.click_link("Log in again").await;
+        wait_for_consent(web, &stack).await;
+        web.client.delete_all_cookies().await.expect("clear the browser's cookies");
+        allow_as(web, GRACE).await;
+        check_page(web, &page("login-not-verified", "Login could not be verified", "a.action")).await;
+
+        stack.standin.set_fault(Endpoint::Token, Some(Fault::Status(503)));
+        web.goto(&stack.url("/")).await;
+        wait_for_consent(web, &stack).await;
+        allow_as(web, GRACE).await;
+        check_page(web, &page("heroku-unavailable", "Heroku is unavailable", "a.action")).await;
+        stack.standin.set_fault(Endpoint::Token, None);
+
+        web.click_link("Try again").await;
+        wait_for_consent(web, &stack).await;
+        allow_as(web, GRACE).await;
+        check_page(web, &page("demo-app", &format!("Signed in as {GRACE}"), "a[href='/auth/heroku/logout/']")).await;
+    });
+}
+
+#[test]
+fn operator_page_replaces_forbidden() {
+    // The same page as the example in README.md.
+    let page = "<!DOCTYPE html><html lang='en'><meta name='viewport' content='width=device-width'>\
+                <title>No access</title><h1>No access</h1><p>Ask #platform for access, or \
+                <a href='{{action_url}}'>use another account</a>.</p></html>";
+    let stack = prompting(json!({
+        "allow": {"email_domains": ["heroku.com"]},
+        "pages": {"forbidden": page}
+    }));
+    web::run("operator_page_replaces_forbidden", async |web| {
+        web.goto(&stack.url("/")).await;
+        wait_for_consent(web, &stack).await;
+        allow_as(web, ADA).await;
+
+        web.wait_for_heading("No access").await;
+        assert_eq!(web.title().await, "No access");
+        assert_eq!(web.url().await, stack.url("/auth/heroku/forbidden/"));
+        assert_eq!(web.link_href("use another account").await, "/auth/heroku/logout/");
+        web.click_link("use another account").await;
+        web.wait_for_heading("Logged out").await;
+    });
 }
