@@ -51,8 +51,8 @@ fn deep_link_survives_consent() {
         wait_for_consent(web, &stack).await;
         allow_as(web, ADA).await;
 
-        web.wait_for_url(&deep_link).await;
-        assert_eq!(web.heading().await, format!("Signed in as {ADA}"));
+        web.wait_for_heading(&format!("Signed in as {ADA}")).await;
+        assert_eq!(web.url().await, deep_link);
         let page = web.text_of("body").await.unwrap_or_default();
         assert!(page.contains("Ada Lovelace"), "the demo page shows the name: {page}");
         assert!(page.contains("GET /reports/2024?month=5&view=full"), "{page}");
@@ -153,6 +153,8 @@ fn two_windows_log_in_at_once() {
         let second = web.open_window().await;
         web.goto(&second_link).await;
         wait_for_consent(web, &stack).await;
+        // Cookies are kept per host, not per port, so the stand-in's page on 127.0.0.1 also
+        // sees the filter's cookies.
         let pending = web.cookie_names().await;
         let states = pending.iter().filter(|name| name.starts_with("herokuoauthsess-state-")).count();
         assert_eq!(states, 2, "each window has its own login state: {pending:?}");
@@ -165,8 +167,8 @@ fn two_windows_log_in_at_once() {
         web.switch_to(&first).await;
         assert_eq!(web.heading().await, CONSENT_TITLE, "the first window still waits on the consent page");
         allow_as(web, ADA).await;
-        web.wait_for_url(&first_link).await;
-        assert_eq!(web.heading().await, format!("Signed in as {ADA}"));
+        web.wait_for_heading(&format!("Signed in as {ADA}")).await;
+        assert_eq!(web.url().await, first_link);
 
         let left = web.cookie_names().await;
         assert!(!left.iter().any(|name| name.contains("-state-")), "both logins cleared their state: {left:?}");

@@ -103,7 +103,7 @@ async fn save_artifacts(web: &Web, test: &str) {
     let dir = repo_root().join("target/test-artifacts").join(test);
     let _ = fs::remove_dir_all(&dir);
     if let Err(error) = fs::create_dir_all(&dir) {
-        eprintln!("could not create {}: {error}", dir.display());
+        eprintln!("creating {} failed: {error}", dir.display());
         return;
     }
     match web.client.screenshot().await {
@@ -123,8 +123,9 @@ async fn save_artifacts(web: &Web, test: &str) {
     eprintln!("browser test {test} failed at {url}; screenshot and page source are in {}", dir.display());
 }
 
-/// A chromedriver process, in its own process group so that stopping it also stops any
-/// Chromium it left behind.
+/// A chromedriver process in its own process group. Chromium runs in that group too, so
+/// stopping the group also stops a browser that the session did not close. Chromium's crash
+/// handlers start sessions of their own and exit with the browser.
 struct Chromedriver {
     child: Child,
     url: String,
@@ -256,11 +257,6 @@ impl Web {
     /// Waits until the page's `h1` is `expected`.
     pub async fn wait_for_heading(&self, expected: &str) {
         self.wait_for(&format!("the heading {expected:?}"), async |web| web.heading().await == expected).await;
-    }
-
-    /// Waits until the browser shows `expected`, compared as a whole URL.
-    pub async fn wait_for_url(&self, expected: &str) {
-        self.wait_for(&format!("the URL {expected}"), async |web| web.url().await == expected).await;
     }
 
     pub async fn click(&self, css: &str) {
