@@ -28,7 +28,7 @@ const DEFAULT_CHROMIUM: &str = "/usr/bin/chromium";
 
 /// Upper bound of each wait for a page or a process. A wait ends as soon as its condition
 /// holds, so this only matters when something is broken.
-const WAIT_LIMIT: Duration = Duration::from_secs(30);
+const WAIT_LIMIT: Duration = Duration::from_secs(60);
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
 
 /// Viewport sizes in CSS pixels: a laptop screen and a phone in portrait.
@@ -237,7 +237,7 @@ impl Web {
         element.text().await.ok()
     }
 
-    /// Polls until `condition` holds, for at most 30 s. The panic message names `what` and
+    /// Polls until `condition` holds, for at most 60 s. The panic message names `what` and
     /// the page the browser shows.
     pub async fn wait_for(&self, what: &str, condition: impl AsyncFn(&Web) -> bool) {
         let deadline = Instant::now() + WAIT_LIMIT;
