@@ -15,7 +15,7 @@ LISTEN_PORT := 10000
 STANDIN_PORT := 9292
 APP_PORT := 8080
 
-.PHONY: all build wasm-target envoy test unit e2e lint run clean help
+.PHONY: all build wasm-target envoy test unit e2e lint run screenshots clean help
 .PHONY: apps e2e-deploy
 
 # Django and Flask for tests/integrations.rs, in a venv of their own.
@@ -28,7 +28,8 @@ help:
 	@echo "make build  build $(WASM)"
 	@echo "make run    Envoy with the filter on http://127.0.0.1:$(LISTEN_PORT), the demo app behind it,"
 	@echo "            and the Heroku stand-in unless HEROKU_OAUTH_ID is set"
-	@echo "make test   lint, unit tests and end-to-end tests through a real Envoy"
+	@echo "make test   lint, unit tests, and end-to-end and browser tests through a real Envoy"
+	@echo "make screenshots  update docs/screenshots/ from the browser tests"
 
 wasm-target:
 	@rustup target list --installed | grep -qx '$(WASM_TARGET)' || rustup target add $(WASM_TARGET)
@@ -60,8 +61,10 @@ unit:
 	cargo test --lib -p heroku-bouncer
 	cargo test -p heroku-standin
 
+# The browser tests need Debian's chromium and chromium-driver (.ci/run installs them); without
+# them they fail with a message that says how to install them.
 e2e: build envoy
-	cargo test -p heroku-bouncer --test login --test callouts --test config --test deploy --test sessions
+	cargo test -p heroku-bouncer --test login --test callouts --test config --test deploy --test sessions --test browser
 
 # Istio manifests, real apps behind the filter, stats and logs, and the configuration schema.
 e2e-deploy: build envoy apps
@@ -69,6 +72,10 @@ e2e-deploy: build envoy apps
 	cargo test -p heroku-bouncer --features schema --test schema
 
 test: lint unit e2e e2e-deploy
+
+# Test users that the stand-in's consent page offers in `make run`: a JSON array of
+# {"email", "name", "teams"} objects. The first one is preselected.
+STANDIN_USERS ?= tests/standin/dev-users.json
 
 # Without HEROKU_OAUTH_ID: the stand-in plays Heroku on 127.0.0.1:$(STANDIN_PORT) with a
 # consent page that lets you log in as any email. With HEROKU_OAUTH_ID, HEROKU_OAUTH_SECRET
@@ -84,6 +91,7 @@ run: build envoy
 	  export HEROKU_OAUTH_ID=standin-client-id HEROKU_OAUTH_SECRET=standin-client-secret; \
 	  export SECRET_KEY="$$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')"; \
 	  target/release/heroku-standin --listen 127.0.0.1:$(STANDIN_PORT) --approval prompt \
+	    --users '$(STANDIN_USERS)' \
 	    --client-id "$$HEROKU_OAUTH_ID" --client-secret "$$HEROKU_OAUTH_SECRET" \
 	    --redirect-uri http://127.0.0.1:$(LISTEN_PORT)/auth/heroku/callback/ & pids+=($$!); \
 	else \
@@ -95,12 +103,22 @@ run: build envoy
 	for _ in $$(seq 100); do \
 	  curl -fsS -o /dev/null http://127.0.0.1:9901/ready 2>/dev/null && break; sleep 0.1; \
 	done; \
+	for pid in "$${pids[@]}"; do \
+	  kill -0 "$$pid" 2>/dev/null || { echo "make run: a process stopped at start; see its message above." >&2; exit 1; }; \
+	done; \
 	echo; \
 	echo "  Open http://127.0.0.1:$(LISTEN_PORT)/ and log in ($$config)."; \
-	[ "$$config" = envoy.yaml ] || echo "  The stand-in's consent page lists test users; any email works."; \
+	if [ "$$config" = envoy-local.yaml ]; then \
+	  echo "  The stand-in's consent page offers these test users ($(STANDIN_USERS)); any other email works too:"; \
+	  $(PYTHON) -c 'import json, sys; [print("    " + u["email"] + (" (" + u["name"] + ")" if u.get("name") else "")) for u in json.load(open(sys.argv[1]))]' '$(STANDIN_USERS)'; \
+	fi; \
 	echo "  Press Ctrl-C to stop."; \
 	echo; \
 	wait -n "$${pids[@]}"
+
+# Takes the desktop and phone screenshots of every page that README.md links to.
+screenshots: build envoy
+	SCREENSHOT_DIR=docs/screenshots cargo test -p heroku-bouncer --test browser pages_fit_desktop_and_phone
 
 clean:
 	cargo clean

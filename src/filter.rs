@@ -7,7 +7,7 @@
 use std::rc::Rc;
 use std::time::UNIX_EPOCH;
 
-use log::{error, info, warn};
+use log::{debug, error, info, warn};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType};
@@ -75,9 +75,11 @@ impl Counters {
                 self.increment(3);
                 info!("[{context_id}] login forbidden for {email}: not in the allow rule");
             }
+            // Debug, not info: any client can send a broken cookie on every request, and the
+            // counter already shows the rate.
             Event::SessionInvalid { reason } => {
                 self.increment(4);
-                info!("[{context_id}] {reason}; treating the request as not logged in");
+                debug!("[{context_id}] {reason}; treating the request as not logged in");
             }
             Event::CalloutFailed { endpoint, reason, during_login } => {
                 self.increment(5);

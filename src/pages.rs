@@ -53,14 +53,14 @@ impl Notice {
         match self {
             Notice::Unauthorized => "This request needs a Heroku login. Log in with a browser, then try again.",
             Notice::Forbidden => {
-                "You are logged in with Heroku, but this account is not allowed here. Ask the app's owners for access, or log in with another account."
+                "You are logged in with Heroku, but this account is not allowed here. Ask the app's owners for access, or log out of Heroku and log in with another account."
             }
             Notice::AccessDenied => "Heroku did not grant access to your account. Log in again and choose Allow to continue.",
-            Notice::LoginNotVerified => {
-                "The login expired or did not start in this browser. Start the login again from the page you wanted."
+            Notice::LoginNotVerified => "The login expired or did not start in this browser. Log in again to continue.",
+            Notice::HerokuUnavailable => "Heroku could not complete the login just now. Wait a moment, then try again.",
+            Notice::LoggedOut => {
+                "You are logged out of this app, but still logged in on Heroku. To switch accounts, log out of Heroku first."
             }
-            Notice::HerokuUnavailable => "Heroku did not answer the login in time. Wait a moment, then try again.",
-            Notice::LoggedOut => "You are logged out of this app. Your Heroku account stays logged in on Heroku.",
         }
     }
 
@@ -137,7 +137,7 @@ pub fn html(notice: Notice, action_href: &str) -> Vec<u8> {
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <title>{title}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<main>\n\
-         <h1>{title}</h1>\n<p>{message}</p>\n<p><a class=\"action\" href=\"{href}\">{action}</a></p>\n\
+         <h1>{title}</h1>\n<p>{message}</p>\n<a class=\"action\" href=\"{href}\">{action}</a>\n\
          </main>\n</body>\n</html>\n",
         message = notice.message(),
         href = escape_html(action_href),
@@ -156,13 +156,16 @@ pub fn redirect_html(location: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-const STYLE: &str = "body{margin:0;font-family:system-ui,-apple-system,'Segoe UI',sans-serif;\
+/// The look shared by every built-in page: one centred card, Heroku's purple, system fonts,
+/// and full width without margins on screens narrower than 480px.
+const STYLE: &str = "body{margin:0;font:1rem/1.5 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;\
 background:#f6f5fb;color:#1f1b2e}main{max-width:32rem;margin:12vh auto;padding:2rem;\
 background:#fff;border-radius:12px;box-shadow:0 2px 12px rgba(40,30,80,.12)}\
-h1{font-size:1.5rem;margin:0 0 1rem;color:#430098}p{line-height:1.5}\
-a.action{display:inline-block;padding:.6rem 1.2rem;border-radius:6px;background:#79589f;\
-color:#fff;text-decoration:none}a.action:focus,a.action:hover{background:#430098}\
-@media (max-width:480px){main{margin:0;border-radius:0;min-height:100vh;box-sizing:border-box}}";
+h1{font-size:1.5rem;line-height:1.25;margin:0 0 1rem;color:#430098}p{margin:0 0 1.5rem}\
+a.action{display:inline-block;padding:.75rem 1.25rem;border-radius:6px;background:#79589f;\
+color:#fff;font-weight:600;text-decoration:none}a.action:hover{background:#430098}\
+a.action:focus-visible{outline:3px solid #f4a261;outline-offset:2px}\
+@media (max-width:480px){main{margin:0;border-radius:0;box-shadow:none;min-height:100vh;box-sizing:border-box;padding:1.5rem}}";
 
 /// Escapes the five characters that matter in HTML text and attribute values.
 pub fn escape_html(text: &str) -> String {

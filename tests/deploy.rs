@@ -17,7 +17,9 @@ fn repo_file(name: &str) -> String {
 fn validate(config: &str, env: &[(&str, &str)]) -> (bool, String) {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/e2e");
     std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("validate-{}-{}.yaml", std::process::id(), env.len()));
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let run = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = dir.join(format!("validate-{}-{run}.yaml", std::process::id()));
     let config = config.replace(
         "target/wasm32-wasip1/release/heroku_bouncer.wasm",
         &wasm_path().display().to_string(),
@@ -30,6 +32,7 @@ fn validate(config: &str, env: &[(&str, &str)]) -> (bool, String) {
     }
     command.envs(env.iter().copied());
     let output = command.output().expect("run envoy --mode validate");
+    let _ = std::fs::remove_file(&path);
     let log = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     (output.status.success(), log)
 }
@@ -45,6 +48,24 @@ fn production_config_loads_with_credentials() {
     assert!(ok, "{log}");
     assert!(log.contains("heroku-bouncer configured"), "{log}");
     assert!(!log.contains("a-client-secret"));
+}
+
+#[test]
+fn production_config_reads_previous_keys() {
+    let mut env = vec![
+        ("HEROKU_OAUTH_ID", "01234567-89ab-cdef-0123-456789abcdef"),
+        ("HEROKU_OAUTH_SECRET", "a-client-secret"),
+        ("SECRET_KEY", "0123456789abcdef0123456789abcdef"),
+        ("SECRET_KEY_PREVIOUS", "fedcba9876543210fedcba9876543210,too-short"),
+    ];
+    let (ok, log) = validate(&repo_file("envoy.yaml"), &env);
+    assert!(!ok, "a short previous key must stop Envoy, which proves the variable is read:\n{log}");
+    assert!(log.contains("previous_secret_keys"), "{log}");
+    assert!(!log.contains("too-short"), "no key in the log");
+
+    env[3].1 = "fedcba9876543210fedcba9876543210";
+    let (ok, log) = validate(&repo_file("envoy.yaml"), &env);
+    assert!(ok, "{log}");
 }
 
 #[test]

@@ -128,13 +128,14 @@ fn schema_defaults_match_parse() {
     assert!(checked >= 20, "only {checked} defaults found in the schema");
 }
 
-/// Returns the JSON code blocks of a Markdown file.
-fn json_blocks(markdown: &str) -> Vec<String> {
+/// Returns the code blocks of a Markdown file whose fence names `language`.
+fn code_blocks(markdown: &str, language: &str) -> Vec<String> {
+    let fence = format!("```{language}");
     let mut blocks = Vec::new();
     let mut current: Option<String> = None;
     for line in markdown.lines() {
         match (&mut current, line.trim_start()) {
-            (None, fence) if fence == "```json" => current = Some(String::new()),
+            (None, opening) if opening == fence => current = Some(String::new()),
             (Some(block), "```") => {
                 blocks.push(std::mem::take(block));
                 current = None;
@@ -149,15 +150,34 @@ fn json_blocks(markdown: &str) -> Vec<String> {
     blocks
 }
 
+/// Returns the plugin configurations that the README shows: each ```json block, and the
+/// `configuration` value of each ```yaml block that shows Envoy's `StringValue` form.
+fn readme_plugin_configs() -> Vec<(String, Value)> {
+    let readme = read("README.md");
+    let mut configs = Vec::new();
+    for (index, block) in code_blocks(&readme, "json").iter().enumerate() {
+        let config = serde_json::from_str(block)
+            .unwrap_or_else(|error| panic!("README.md JSON block {index} is not JSON ({error}):\n{block}"));
+        configs.push((format!("README.md JSON block {index}"), config));
+    }
+    for (index, block) in code_blocks(&readme, "yaml").iter().enumerate() {
+        let Ok(yaml) = serde_yaml::from_str::<Value>(block) else { continue };
+        let mut found = Vec::new();
+        collect_string_values(&yaml, &mut found);
+        for config in found {
+            configs.push((format!("README.md YAML block {index}"), config));
+        }
+    }
+    configs
+}
+
 #[test]
 fn readme_examples_validate() {
     let validator = validator();
-    let blocks = json_blocks(&read("README.md"));
-    assert!(!blocks.is_empty(), "README.md has no ```json blocks");
-    for (index, block) in blocks.iter().enumerate() {
-        let config: Value = serde_json::from_str(block)
-            .unwrap_or_else(|error| panic!("README.md JSON block {index} is not JSON ({error}):\n{block}"));
-        assert_valid(&validator, &format!("README.md JSON block {index}"), &config);
+    let configs = readme_plugin_configs();
+    assert!(!configs.is_empty(), "README.md shows no plugin configuration");
+    for (label, config) in &configs {
+        assert_valid(&validator, label, config);
     }
 }
 
@@ -165,22 +185,26 @@ fn readme_examples_validate() {
 fn envoy_plugin_configs(yaml: &str) -> Vec<Value> {
     let bootstrap: Value = serde_yaml::from_str(yaml).expect("valid YAML");
     let mut found = Vec::new();
-    collect_wasm_configs(&bootstrap, &mut found);
+    collect_string_values(&bootstrap, &mut found);
     found
 }
 
-fn collect_wasm_configs(node: &Value, found: &mut Vec<Value>) {
+/// Collects every `google.protobuf.StringValue` whose `value` is a JSON object: the form in
+/// which Envoy's Wasm filter takes its `configuration`.
+fn collect_string_values(node: &Value, found: &mut Vec<Value>) {
     match node {
         Value::Object(map) => {
-            let is_wasm = map.get("@type").and_then(Value::as_str)
-                == Some("type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm");
-            if is_wasm {
-                let text = map["config"]["configuration"]["value"].as_str().expect("configuration.value is a string");
-                found.push(serde_json::from_str(text).expect("configuration.value is JSON"));
+            let is_string_value = map.get("@type").and_then(Value::as_str)
+                == Some("type.googleapis.com/google.protobuf.StringValue");
+            if is_string_value {
+                let text = map["value"].as_str().expect("a StringValue's value is a string");
+                let config: Value = serde_json::from_str(text).expect("the configuration value is JSON");
+                assert!(config.is_object(), "the configuration value is a JSON object: {text}");
+                found.push(config);
             }
-            map.values().for_each(|child| collect_wasm_configs(child, found));
+            map.values().for_each(|child| collect_string_values(child, found));
         }
-        Value::Array(items) => items.iter().for_each(|child| collect_wasm_configs(child, found)),
+        Value::Array(items) => items.iter().for_each(|child| collect_string_values(child, found)),
         _ => {}
     }
 }

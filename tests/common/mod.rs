@@ -256,7 +256,9 @@ impl Envoy {
             match child.try_wait() {
                 Ok(Some(status)) => {
                     assert!(!status.success(), "Envoy accepted a configuration it should reject");
-                    return read_log(&dir);
+                    let log = read_log(&dir);
+                    let _ = fs::remove_dir_all(&dir);
+                    return log;
                 }
                 _ if Instant::now() > deadline => {
                     let _ = child.kill();

@@ -124,23 +124,28 @@ fn identity_page(request: &HttpRequest) -> String {
     let name = request.header("x-heroku-user-name");
     let id = request.header("x-heroku-user-id");
 
-    let mut html = String::from(
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>demo-app</title>\n\
-         <style>body{font-family:sans-serif;max-width:40em;margin:2em auto}td,th{border:1px solid #ccc;padding:.2em .5em}</style>\n\
-         </head>\n<body>\n",
+    let mut html = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>demo-app</title>\n<style>{PAGE_STYLE}</style>\n</head>\n<body>\n<main>\n\
+         <p class=\"app\">demo-app</p>\n"
     );
     match email {
         Some(email) => html.push_str(&format!("<h1>Signed in as {}</h1>\n", escape_html(email))),
         None => html.push_str("<h1>Not signed in</h1>\n"),
     }
-    if let Some(name) = name {
-        html.push_str(&format!("<p>Name: {}</p>\n", escape_html(name)));
-    }
-    if let Some(id) = id {
-        html.push_str(&format!(
-            "<p>Account id: <code>{}</code></p>\n",
-            escape_html(id)
-        ));
+    if name.is_some() || id.is_some() {
+        html.push_str("<dl>\n");
+        if let Some(name) = name {
+            html.push_str(&format!("<dt>Name</dt><dd>{}</dd>\n", escape_html(name)));
+        }
+        if let Some(id) = id {
+            html.push_str(&format!(
+                "<dt>Account id</dt><dd><code>{}</code></dd>\n",
+                escape_html(id)
+            ));
+        }
+        html.push_str("</dl>\n");
     }
 
     let identity_headers: Vec<&(String, String)> = request
@@ -155,7 +160,7 @@ fn identity_page(request: &HttpRequest) -> String {
     if identity_headers.is_empty() {
         html.push_str("<p>This request carried no identity headers (<code>x-heroku-*</code>), so it did not pass through the login gate.</p>\n");
     } else {
-        html.push_str("<table>\n<tr><th>Header</th><th>Value</th></tr>\n");
+        html.push_str("<h2>Identity headers the app received</h2>\n<table>\n<tr><th>Header</th><th>Value</th></tr>\n");
         for (field, value) in identity_headers {
             // Show that a token arrived without putting it on the page.
             let displayed_value = if field.eq_ignore_ascii_case(TOKEN_HEADER) {
@@ -172,12 +177,33 @@ fn identity_page(request: &HttpRequest) -> String {
         html.push_str("</table>\n");
     }
     html.push_str(&format!(
-        "<p>Request: <code>{} {}</code></p>\n<p><a href=\"/auth/heroku/logout/\">Log out</a></p>\n</body>\n</html>\n",
+        "<p class=\"request\">Request: <code>{} {}</code></p>\n\
+         <a class=\"action\" href=\"/auth/heroku/logout/\">Log out</a>\n</main>\n</body>\n</html>\n",
         escape_html(&request.method),
         escape_html(&request.target)
     ));
     html
 }
+
+/// Inline CSS of the demo page: one card, with long ids and header values wrapped so that
+/// the page never scrolls sideways on a phone.
+const PAGE_STYLE: &str = "body{margin:0;font:1rem/1.5 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;\
+background:#eef5f1;color:#1b2e24}\
+main{max-width:40rem;margin:2rem auto;padding:1.5rem 2rem;background:#fff;border-radius:12px;\
+box-shadow:0 2px 12px rgba(20,60,40,.12)}\
+.app{margin:0 0 .5rem;color:#4d6b5c;font-size:.875rem}\
+h1{font-size:1.5rem;line-height:1.25;margin:0 0 1rem;color:#17633f;overflow-wrap:anywhere}\
+h2{font-size:1rem;margin:1.5rem 0 .5rem}\
+dl{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem;margin:0}\
+dt{font-weight:600}dd{margin:0;overflow-wrap:anywhere}\
+table{width:100%;border-collapse:collapse;table-layout:fixed}\
+th,td{text-align:left;vertical-align:top;padding:.4rem .5rem;border-bottom:1px solid #d5e3db;overflow-wrap:anywhere}\
+th:first-child,td:first-child{width:45%}\
+code{font-size:.875rem}.request{color:#4d6b5c;overflow-wrap:anywhere}\
+a.action{display:inline-block;padding:.75rem 1.25rem;border-radius:6px;background:#17633f;color:#fff;\
+font-weight:600;text-decoration:none}a.action:hover{background:#0f4a2e}\
+a.action:focus-visible{outline:3px solid #f4a261;outline-offset:2px}\
+@media (max-width:480px){body{background:#fff}main{margin:0;border-radius:0;box-shadow:none;padding:1.25rem}}";
 
 #[cfg(test)]
 mod tests {

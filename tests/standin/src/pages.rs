@@ -58,9 +58,12 @@ pub(crate) fn consent_page(state: &State, form: &ConsentForm<'_>) -> String {
     let mut html = page_head(&format!("Authorize {}?", request.client_id));
 
     if let Some(error) = &form.error {
-        html.push_str(&format!("<p class=\"error\">{}</p>\n", escape_html(error)));
+        html.push_str(&format!(
+            "<p class=\"error\" role=\"alert\">{}</p>\n",
+            escape_html(error)
+        ));
     }
-    html.push_str("<p>This application requests:</p>\n<ul>\n");
+    html.push_str("<p>This application requests:</p>\n<ul class=\"scopes\">\n");
     for scope in &request.scope {
         let description = KNOWN_SCOPES
             .iter()
@@ -68,14 +71,14 @@ pub(crate) fn consent_page(state: &State, form: &ConsentForm<'_>) -> String {
             .map(|(_, description)| description.to_string())
             .unwrap_or_else(|| format!("Unknown scope: {scope}"));
         html.push_str(&format!(
-            "<li><code>{}</code>: {}</li>\n",
+            "<li><code>{}</code> {}</li>\n",
             escape_html(scope),
             escape_html(&description)
         ));
     }
     html.push_str("</ul>\n");
 
-    html.push_str("<form method=\"post\" action=\"/oauth/authorize\">\n<fieldset><legend>Sign in as</legend>\n");
+    html.push_str("<form method=\"post\" action=\"/oauth/authorize\">\n<fieldset><legend>Log in as</legend>\n");
     for (index, user) in state.users.iter().enumerate() {
         let checked = if state.current_user == Some(index) {
             " checked"
@@ -83,16 +86,21 @@ pub(crate) fn consent_page(state: &State, form: &ConsentForm<'_>) -> String {
             ""
         };
         let label = match &user.name {
-            Some(name) => format!("{} &lt;{}&gt;", escape_html(name), escape_html(&user.email)),
-            None => escape_html(&user.email),
+            Some(name) => format!(
+                "<span>{}<small>{}</small></span>",
+                escape_html(name),
+                escape_html(&user.email)
+            ),
+            None => format!("<span>{}</span>", escape_html(&user.email)),
         };
         html.push_str(&format!(
-            "<label><input type=\"radio\" name=\"user\" value=\"{}\"{checked}> {label}</label><br>\n",
+            "<label class=\"user\"><input type=\"radio\" name=\"user\" value=\"{}\"{checked}> {label}</label>\n",
             escape_html(&user.email)
         ));
     }
     html.push_str(
-        "<label>or any email: <input type=\"email\" name=\"email\" placeholder=\"name@example.com\"></label>\n</fieldset>\n",
+        "<label class=\"other\">Or type any email instead\n\
+         <input type=\"email\" name=\"email\" placeholder=\"name@example.com\" autocomplete=\"off\"></label>\n</fieldset>\n",
     );
 
     let hidden = [
@@ -111,7 +119,8 @@ pub(crate) fn consent_page(state: &State, form: &ConsentForm<'_>) -> String {
         }
     }
     html.push_str(&format!(
-        "<p><button type=\"submit\" name=\"authorize\" value=\"Allow\">Allow</button>\n<a href=\"{}\">Deny</a></p>\n</form>\n",
+        "<div class=\"actions\"><button type=\"submit\" name=\"authorize\" value=\"Allow\">Allow</button>\n\
+         <a class=\"deny\" href=\"{}\">Deny</a></div>\n</form>\n",
         escape_html(&deny_uri(&state.client.redirect_uri))
     ));
     html.push_str(PAGE_FOOT);
@@ -147,9 +156,9 @@ pub(crate) fn login_page(state: &State, request: &HttpRequest) -> Reply {
         None => html.push_str("<p>Nobody is logged in.</p>\n"),
     }
     html.push_str(
-        "<form method=\"post\" action=\"/login\">\n<label>Log in as: <input type=\"email\" name=\"email\" required></label>\n\
-         <button type=\"submit\">Log in</button>\n</form>\n\
-         <p>This is a local stand-in for id.heroku.com; it asks for no password.</p>\n",
+        "<form method=\"post\" action=\"/login\">\n<label class=\"other\">Log in as\n\
+         <input type=\"email\" name=\"email\" placeholder=\"name@example.com\" required></label>\n\
+         <div class=\"actions\"><button type=\"submit\">Log in</button></div>\n</form>\n",
     );
     html.push_str(PAGE_FOOT);
 
@@ -240,16 +249,46 @@ fn read_flash(request: &HttpRequest) -> Option<String> {
     decoded.filter(|message| !message.is_empty())
 }
 
+/// Renders the start of a stand-in page: a banner noting that this is not
+/// Heroku, then a card with `title` as its heading.
 fn page_head(title: &str) -> String {
     format!(
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{title}</title>\n\
-         <style>body{{font-family:sans-serif;max-width:36em;margin:2em auto}}.error{{color:#b00}}</style>\n\
-         </head>\n<body>\n<h1>{title}</h1>\n",
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>{title}</title>\n\
+         <style>{PAGE_STYLE}</style>\n</head>\n<body>\n\
+         <p class=\"banner\">heroku-standin: a local stand-in for id.heroku.com. No password, no real accounts.</p>\n\
+         <main>\n<h1>{title}</h1>\n",
         title = escape_html(title)
     )
 }
 
-const PAGE_FOOT: &str = "</body>\n</html>\n";
+const PAGE_FOOT: &str = "</main>\n</body>\n</html>\n";
+
+/// Inline CSS of the stand-in's pages: a card that fills a phone's width, and choices and
+/// buttons at least 44px tall so that they are easy to tap.
+const PAGE_STYLE: &str = "body{margin:0;font:1rem/1.5 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;\
+background:#f3f1f7;color:#1f1b2e}\
+.banner{margin:0;padding:.5rem 1rem;background:#3f3a4d;color:#fff;font-size:.875rem;text-align:center}\
+main{max-width:34rem;margin:2rem auto;padding:1.5rem 2rem;background:#fff;border-radius:12px;\
+box-shadow:0 2px 12px rgba(40,30,80,.12)}\
+h1{font-size:1.5rem;line-height:1.25;margin:0 0 1rem;color:#430098;overflow-wrap:anywhere}\
+.error{padding:.75rem 1rem;border-radius:6px;background:#fdecec;color:#8a1c1c}\
+.scopes{padding-left:1.25rem}.scopes code{font-weight:600;margin-right:.25rem}\
+fieldset{border:1px solid #d9d4e4;border-radius:8px;margin:1rem 0;padding:.5rem 1rem 1rem}\
+legend{font-weight:600;padding:0 .25rem}\
+label.user{display:flex;align-items:center;gap:.75rem;min-height:44px;padding:.25rem .5rem;\
+border-radius:6px;cursor:pointer}label.user:hover{background:#f3f1f7}\
+label.user small{display:block;color:#5a5368;overflow-wrap:anywhere}\
+input[type=radio]{width:1.25rem;height:1.25rem;margin:0;flex:none;accent-color:#79589f}\
+label.other{display:block;margin-top:.75rem}\
+input[type=email]{display:block;width:100%;box-sizing:border-box;margin-top:.25rem;\
+padding:.6rem .75rem;font:inherit;border:1px solid #a79fba;border-radius:6px}\
+.actions{display:flex;flex-wrap:wrap;align-items:center;gap:1rem;margin-top:1.5rem}\
+button{min-height:44px;padding:.6rem 1.5rem;font:inherit;font-weight:600;color:#fff;background:#79589f;\
+border:0;border-radius:6px;cursor:pointer}button:hover{background:#430098}\
+.deny{display:inline-block;padding:.625rem .5rem;color:#430098}\
+button:focus-visible,a:focus-visible,input:focus-visible{outline:3px solid #f4a261;outline-offset:2px}\
+@media (max-width:480px){body{background:#fff}main{margin:0;border-radius:0;box-shadow:none;padding:1.25rem}}";
 
 #[cfg(test)]
 mod tests {

@@ -61,6 +61,44 @@ fn standin_binary_serves_configured_client() {
 }
 
 #[test]
+fn standin_binary_offers_dev_users() {
+    let users = concat!(env!("CARGO_MANIFEST_DIR"), "/dev-users.json");
+    let (_running, url) = launch(
+        env!("CARGO_BIN_EXE_heroku-standin"),
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--approval",
+            "prompt",
+            "--users",
+            users,
+        ],
+    );
+    let answer = get(
+        &format!(
+            "{url}/oauth/authorize?client_id=standin-client-id&response_type=code&scope=identity"
+        ),
+        &[],
+    );
+    assert_eq!(answer.status, 200);
+    assert!(
+        answer.body.contains("value=\"ada@example.com\" checked"),
+        "{}",
+        answer.body
+    );
+    assert!(
+        answer.body.contains("value=\"grace@heroku.com\""),
+        "{}",
+        answer.body
+    );
+    assert!(
+        answer.body.contains("value=\"anonymous@example.com\""),
+        "{}",
+        answer.body
+    );
+}
+
+#[test]
 fn standin_binary_rejects_unknown_option() {
     let output = Command::new(env!("CARGO_BIN_EXE_heroku-standin"))
         .arg("--bogus")
