@@ -56,6 +56,7 @@ apps: $(APPS_STAMP)
 # Panics abort the wasm VM, so these lints are denied in the filter's non-test code.
 lint: wasm-target
 	cargo clippy --release --target $(WASM_TARGET) -p heroku-bouncer -- -D warnings
+	cargo clippy -p heroku-bouncer --features schema --lib -- -D warnings
 
 unit:
 	cargo test --lib -p heroku-bouncer
