@@ -49,7 +49,7 @@ unit:
 	cargo test -p heroku-standin
 
 e2e: build envoy
-	cargo test -p heroku-bouncer --test login --test callouts --test config --test deploy
+	cargo test -p heroku-bouncer --test login --test callouts --test config --test deploy --test hostile
 
 test: lint unit e2e
 
