@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::headers::{canonical_name, cookie_header_without, cookie_pairs};
 use crate::heroku::{self, Account, AnswerError, Callout, CalloutResponse, Tokens};
 use crate::pages::{self, Notice, Pages};
+use crate::paths;
 use crate::seal::{Sealer, SEAL_RANDOM_BYTES};
 use crate::session::{self, LoginState, Session, StateError, LOGIN_STATE_TTL_S, STATE_RANDOM_BYTES};
 
@@ -307,9 +308,10 @@ impl Gate {
             return Outcome::new(Step::Reply(reply));
         }
 
-        // Skip rules see the path without its query, so `?x=/healthz` cannot widen them.
+        // Skip rules see the path without its query, so `?x=/healthz` cannot widen them,
+        // and never a path that an app could resolve elsewhere (`/public/..%2Fadmin`).
         let path_text = String::from_utf8_lossy(path);
-        if self.config.skip_paths.iter().any(|pattern| pattern.matches(&path_text)) {
+        if paths::is_unambiguous(path) && self.config.skip_paths.iter().any(|pattern| pattern.matches(&path_text)) {
             return Outcome::new(Step::Forward(self.forward(request, None)));
         }
 
