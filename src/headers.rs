@@ -117,6 +117,16 @@ mod tests {
     }
 
     #[test]
+    fn kept_cookies_mean_what_client_sent() {
+        // Each kept pair must parse the same upstream: `=a=b` is a nameless cookie, not `a`.
+        let headers: [&[u8]; 2] = [b"=a=b; flag; =; sess=1; x = y", b"c=d"];
+        let result = cookie_header_without(&headers, |name| name == b"sess").unwrap().unwrap();
+        let before: Vec<_> = headers.iter().flat_map(|header| cookie_pairs(header)).filter(|(name, _)| *name != b"sess").collect();
+        let after: Vec<_> = cookie_pairs(&result).collect();
+        assert_eq!(after, before);
+    }
+
+    #[test]
     fn split_headers_are_joined() {
         let result = cookie_header_without(&[b"a=1", b"sess=2; b=3"], |name| name == b"sess");
         assert_eq!(result, Some(Some(b"a=1; b=3".to_vec())));
