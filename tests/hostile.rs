@@ -133,7 +133,7 @@ fn complete_login(stack: &Stack, started: &RawResponse) -> Response {
 }
 
 /// Starts a stack whose Envoy neither normalises paths nor merges slashes, so the filter
-/// sees request targets as the client sent them.
+/// receives request targets as the client sent them.
 fn start_without_normalisation(setup: Setup) -> Stack {
     let standin = Standin::start(setup.standin.clone()).unwrap();
     let app = DemoApp::start().unwrap();
@@ -211,8 +211,8 @@ fn spoofed_identity_removed_on_every_path() {
         assert_eq!(identity_headers(requests.last().unwrap()), vec![], "{label}");
     }
 
-    // Callback, logout and the login redirect answer locally: the app sees nothing, and
-    // no spoofed value comes back to the client.
+    // The filter itself responds to the callback, the logout and the login redirect: the
+    // app receives nothing, and no spoofed value comes back to the client.
     let targets: [&[u8]; 4] = [
         b"/auth/heroku/callback/?code=abc&state=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
         b"/auth/heroku/callback/?error=access_denied",
@@ -325,8 +325,8 @@ fn return_path_stays_on_origin() {
 
 #[test]
 fn return_path_checked_without_normalisation() {
-    // The filter must not rely on Envoy's normalisation for this: here it sees the target
-    // as the client sent it.
+    // The filter must not rely on Envoy's normalisation for this: here it receives the
+    // target as the client sent it.
     let stack = start_without_normalisation(Setup::default());
     let cases: Vec<(&[u8], &str)> = vec![
         (b"/plain?x=1", "/plain?x=1"),
@@ -462,7 +462,7 @@ fn allow_rule_reads_email_strictly() {
         }
     }
 
-    // Not plain addresses: the login fails whatever the rule says, with no session.
+    // Not plain addresses: the login fails whatever the rule allows, with no session.
     let before = stack.app.requests().len();
     for email in [
         "lin@evil.example@example.com",
@@ -693,7 +693,8 @@ fn odd_cookie_headers_find_right_session() {
     assert!(line.len() > 20_000);
     assert_eq!(email_seen(&raw_get(&stack, b"/e", &[line.as_bytes()])).as_deref(), Some(ADA));
     let forwarded = stack.app.requests().last().unwrap().header("cookie").unwrap().to_string();
-    assert!(forwarded.starts_with("c0=v; c1=v") && forwarded.ends_with("c2999=v"), "the app's cookies survive");
+    assert!(forwarded.starts_with("c0=v; c1=v"), "the app's cookies survive");
+    assert!(forwarded.ends_with("c2999=v"), "the app's cookies survive");
     assert!(!forwarded.contains(SESSION_COOKIE));
 
     // Thousands of invalid session copies and nothing else: no login, no error.
@@ -723,7 +724,7 @@ fn many_state_cookies_are_cleared() {
 #[test]
 fn header_limits_are_envoys() {
     let stack = Stack::start(Setup::default());
-    // Over Envoy's default 60 KiB of request headers, Envoy answers 431 itself.
+    // Over Envoy's default 60 KiB of request headers, Envoy itself responds with 431.
     let huge = format!("Cookie: {}", "c=v; ".repeat(14_000));
     let response = raw_get(&stack, b"/page", &[huge.as_bytes()]);
     assert_eq!(response.status, 431);
@@ -779,7 +780,7 @@ fn http2_split_cookies_and_spoofing() {
     assert_eq!(http2_get(&stack.url("/h2"), &api).0, 401);
 }
 
-/// Builds an `/account` answer for Ada with her real id, so only the field under test is odd.
+/// Builds an `/account` response for Ada with her real id, so only the field under test is odd.
 fn ada_account(fields: serde_json::Value) -> Fault {
     let mut body = json!({"id": User::id_for_email(ADA), "email": ADA, "name": "Ada Lovelace"});
     for (key, value) in fields.as_object().unwrap() {
@@ -852,7 +853,7 @@ fn raw_fault(status: u16, content_type: &str, body: &[u8]) -> Fault {
 }
 
 #[test]
-fn heroku_failures_beyond_callouts_suite() {
+fn heroku_failures_give_502_page() {
     let stack = Stack::start(Setup::with_plugin(json!({"callout_timeout_ms": 300})));
     let token_body = |extra: &str| {
         format!(r#"{{"access_token":"HRKU-x","token_type":"Bearer","user_id":"{}"{extra}}}"#, User::id_for_email(ADA))
@@ -900,7 +901,7 @@ fn oversized_account() -> String {
 }
 
 #[test]
-fn heroku_failure_answers_api_clients_in_json() {
+fn heroku_failure_gives_api_clients_json() {
     let stack = Stack::start(Setup::default());
     stack.standin.set_fault(Endpoint::Token, Some(Fault::Status(503)));
     let mut browser = Browser::default();

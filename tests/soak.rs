@@ -73,8 +73,8 @@ struct AppTally {
     last_email: Mutex<Option<String>>,
 }
 
-/// Starts a small keep-alive HTTP/1.1 app on 127.0.0.1 that answers every request with
-/// 200 and tallies what matters instead of recording each request, so a million requests
+/// Starts a small keep-alive HTTP/1.1 app on 127.0.0.1 that responds 200 to every request
+/// and tallies what matters instead of recording each request, so a million requests
 /// need no memory. Returns its port.
 fn start_checking_app(tally: Arc<AppTally>) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind the soak app");
@@ -304,11 +304,10 @@ fn soak_mixed_requests() {
         sent as f64 / elapsed.as_secs_f64()
     );
 
-    // Envoy 1.40's `/stats?filter=wasm` has no counter of failed VMs. A VM that fails
-    // (a panic in the filter, say) stays counted as active, and with FAIL_CLOSED each
-    // later request on it gets a 503. So: no VM was created or lost during the load, no
-    // wasm counter of failures moved, every 5xx is one of the expected 502s, and Envoy
-    // logged nothing critical.
+    // Envoy 1.40's `/stats?filter=wasm` has VM counts and reload counters but no counter
+    // of failed VMs, and with FAIL_CLOSED a failed VM responds 503 to later requests. So:
+    // no VM was created or lost during the load, no wasm failure counter moved, every 5xx
+    // is one of the expected 502s, and Envoy logged nothing critical.
     let wasm_after = wasm_stats(&stack);
     println!("soak: /stats?filter=wasm after the load");
     for (name, value) in &wasm_after {

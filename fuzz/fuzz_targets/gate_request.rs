@@ -4,8 +4,8 @@
 //!
 //! Properties: nothing panics; client identity headers never go upstream; identity is set
 //! only with the valid session; Heroku is called only with the pending login's state
-//! cookie; replies have documented statuses and safe headers; a callout that Heroku
-//! answers well ends in a login that returns to where it started.
+//! cookie; replies have documented statuses and safe headers; a callout followed by good
+//! Heroku responses ends in a login that returns to where it started.
 
 #![no_main]
 

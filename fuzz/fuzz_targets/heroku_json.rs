@@ -1,7 +1,7 @@
-//! Heroku's token and account answers. The first input byte picks the status, the second
-//! the content type; the rest is the body.
+//! Heroku's token and account responses. The first input byte picks the status, the
+//! second the content type, and the rest is the body.
 //!
-//! Properties: nothing panics; an accepted answer has a strict email, a printable id and
+//! Properties: nothing panics; an accepted response has a strict email, a printable id and
 //! token, a positive lifetime, and a name that encodes to printable ASCII.
 
 #![no_main]

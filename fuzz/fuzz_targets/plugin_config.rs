@@ -2,7 +2,7 @@
 //! the "environment" when the JSON leaves them out.
 //!
 //! Properties: nothing panics; an accepted configuration has a key of 32 bytes or more,
-//! three distinct route paths of the documented form, and a gate that answers requests.
+//! three distinct route paths of the documented form, and a gate that handles requests.
 
 #![no_main]
 
@@ -27,9 +27,13 @@ fuzz_target!(|data: &[u8]| {
     assert!(config.secret_key.len() >= config::MIN_SECRET_KEY_BYTES);
     let routes = [&config.callback_path, &config.forbidden_path, &config.logout_path];
     for route in routes {
-        assert!(route.len() >= 2 && route.starts_with('/') && route.ends_with('/') && !route.starts_with("//"), "{route:?}");
+        assert!(route.len() >= 2, "{route:?}");
+        assert!(route.starts_with('/') && !route.starts_with("//"), "{route:?}");
+        assert!(route.ends_with('/'), "{route:?}");
     }
-    assert!(routes[0] != routes[1] && routes[0] != routes[2] && routes[1] != routes[2]);
+    assert_ne!(routes[0], routes[1]);
+    assert_ne!(routes[0], routes[2]);
+    assert_ne!(routes[1], routes[2]);
     assert!(!config.callout_timeout.is_zero());
 
     let authorize_url = config.authorize_url.clone();

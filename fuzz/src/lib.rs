@@ -127,7 +127,7 @@ fn start_login(gate: &Gate, seed: u64) -> (String, String) {
     (state, pair)
 }
 
-/// Runs the callback for a started login with good Heroku answers. Returns the session
+/// Runs the callback for a started login with good Heroku responses. Returns the session
 /// cookie's value.
 fn finish_login(gate: &Gate, state: &str, state_cookie: &str) -> Option<String> {
     let path = format!("/auth/heroku/callback/?code=the-code&state={state}");
@@ -139,7 +139,7 @@ fn finish_login(gate: &Gate, state: &str, state_cookie: &str) -> Option<String> 
     Some(pair.split_once('=')?.1.to_string())
 }
 
-/// Answers the callouts of `outcome` with good Heroku responses until the gate replies.
+/// Feeds good Heroku responses to the callouts of `outcome` until the gate replies.
 pub fn complete_callouts(gate: &Gate, mut outcome: Outcome) -> Option<Reply> {
     for answer in [TOKEN_BODY, ACCOUNT_BODY] {
         match outcome.step {
