@@ -15,7 +15,7 @@ LISTEN_PORT := 10000
 STANDIN_PORT := 9292
 APP_PORT := 8080
 
-.PHONY: all build wasm-target envoy test unit e2e lint run screenshots clean help
+.PHONY: all build wasm-target envoy test unit e2e lint run screenshots fuzz soak clean help
 .PHONY: apps e2e-deploy
 
 # Django and Flask for tests/integrations.rs, in a venv of their own.
@@ -30,6 +30,8 @@ help:
 	@echo "            and the Heroku stand-in unless HEROKU_OAUTH_ID is set"
 	@echo "make test   lint, unit tests, and end-to-end and browser tests through a real Envoy"
 	@echo "make screenshots  update docs/screenshots/ from the browser tests"
+	@echo "make fuzz   every fuzz target for FUZZ_SECONDS (default 60) each"
+	@echo "make soak   a million mixed requests through Envoy, then checks its wasm stats"
 
 wasm-target:
 	@rustup target list --installed | grep -qx '$(WASM_TARGET)' || rustup target add $(WASM_TARGET)
@@ -65,7 +67,7 @@ unit:
 # The browser tests need Debian's chromium and chromium-driver (.ci/run installs them); without
 # them they fail with a message that says how to install them.
 e2e: build envoy
-	cargo test -p heroku-bouncer --test login --test callouts --test config --test deploy --test sessions --test browser
+	cargo test -p heroku-bouncer --test login --test callouts --test config --test deploy --test sessions --test browser --test hostile
 
 # Istio manifests, real apps behind the filter, stats and logs, and the configuration schema.
 e2e-deploy: build envoy apps
@@ -77,6 +79,20 @@ test: lint unit e2e e2e-deploy
 # Test users that the stand-in's consent page offers in `make run`: a JSON array of
 # {"email", "name", "teams"} objects. The first one is preselected.
 STANDIN_USERS ?= tests/standin/dev-users.json
+
+# cargo-fuzz targets in fuzz/, run from the committed seeds; fuzz/run installs cargo-fuzz
+# on first use. CI runs each target for a few seconds.
+FUZZ_SECONDS ?= 60
+
+fuzz:
+	fuzz/run $(FUZZ_SECONDS)
+
+# A million mixed requests from h2load (Debian's nghttp2-client) through Envoy with
+# --concurrency 2, all on 127.0.0.1, bounded by SOAK_REQUESTS and SOAK_MAX_SECONDS (see
+# tests/soak.rs). Not part of `make test`.
+soak: build envoy
+	@command -v h2load >/dev/null || { apt-get update -qq && apt-get install -y -qq nghttp2-client; }
+	cargo test -p heroku-bouncer --test soak -- --ignored --nocapture
 
 # Without HEROKU_OAUTH_ID: the stand-in plays Heroku on 127.0.0.1:$(STANDIN_PORT) with a
 # consent page that lets you log in as any email. With HEROKU_OAUTH_ID, HEROKU_OAUTH_SECRET

@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::headers::{canonical_name, cookie_header_without, cookie_pairs};
 use crate::heroku::{self, Callout};
 use crate::pages::{self, Notice, Pages};
+use crate::paths;
 use crate::refresh::{session_key, Lookup, RefreshTable};
 use crate::seal::{Sealer, SEAL_RANDOM_BYTES};
 use crate::session::{self, OpenedSession, Session};
@@ -213,9 +214,10 @@ impl Gate {
             return Outcome::new(Step::Reply(reply));
         }
 
-        // Skip rules see the path without its query, so `?x=/healthz` cannot widen them.
+        // Skip rules see the path without its query, so `?x=/healthz` cannot widen them,
+        // and never a path that an app could resolve elsewhere (`/public/..%2Fadmin`).
         let path_text = String::from_utf8_lossy(path);
-        if self.config.skip_paths.iter().any(|pattern| pattern.matches(&path_text)) {
+        if paths::is_unambiguous(path) && self.config.skip_paths.iter().any(|pattern| pattern.matches(&path_text)) {
             return Outcome::new(Step::Forward(self.forward(request, None)));
         }
 

@@ -20,16 +20,19 @@ pub fn canonical_name(name: &[u8]) -> Vec<u8> {
 /// Pairs are separated by `;` and trimmed of spaces and tabs. A pair without `=` has an
 /// empty name, as browsers treat it.
 pub fn cookie_pairs(header: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
-    header.split(|byte| *byte == b';').filter_map(|pair| {
-        let pair = trim(pair);
-        if pair.is_empty() {
-            return None;
-        }
-        Some(match pair.iter().position(|byte| *byte == b'=') {
-            Some(at) => (trim(pair.get(..at).unwrap_or_default()), trim(pair.get(at + 1..).unwrap_or_default())),
-            None => (&[][..], pair),
-        })
-    })
+    raw_pairs(header).map(split_pair)
+}
+
+/// Iterates over the trimmed, non-empty `;`-separated pairs of a `cookie` header, as sent.
+fn raw_pairs(header: &[u8]) -> impl Iterator<Item = &[u8]> {
+    header.split(|byte| *byte == b';').map(trim).filter(|pair| !pair.is_empty())
+}
+
+fn split_pair(pair: &[u8]) -> (&[u8], &[u8]) {
+    match pair.iter().position(|byte| *byte == b'=') {
+        Some(at) => (trim(pair.get(..at).unwrap_or_default()), trim(pair.get(at + 1..).unwrap_or_default())),
+        None => (&[][..], pair),
+    }
 }
 
 fn trim(bytes: &[u8]) -> &[u8] {
@@ -43,12 +46,14 @@ fn trim(bytes: &[u8]) -> &[u8] {
 /// Returns `None` when nothing needs to change: exactly one header was sent and none of its
 /// cookies is the filter's. Returns `Some(None)` when no cookie is left, so the header
 /// should be removed. Several `cookie` headers are joined into one, as RFC 6265 requires
-/// of clients.
+/// of clients. Kept pairs are copied as sent, so `=a=b` stays a nameless cookie and does
+/// not turn into a cookie named `a`.
 pub fn cookie_header_without(headers: &[&[u8]], is_own: impl Fn(&[u8]) -> bool) -> Option<Option<Vec<u8>>> {
     let mut kept: Vec<u8> = Vec::new();
     let mut removed_any = false;
     for header in headers {
-        for (name, value) in cookie_pairs(header) {
+        for pair in raw_pairs(header) {
+            let (name, _) = split_pair(pair);
             if is_own(name) {
                 removed_any = true;
                 continue;
@@ -56,11 +61,7 @@ pub fn cookie_header_without(headers: &[&[u8]], is_own: impl Fn(&[u8]) -> bool) 
             if !kept.is_empty() {
                 kept.extend_from_slice(b"; ");
             }
-            if !name.is_empty() {
-                kept.extend_from_slice(name);
-                kept.push(b'=');
-            }
-            kept.extend_from_slice(value);
+            kept.extend_from_slice(pair);
         }
     }
     if !removed_any && headers.len() <= 1 {
@@ -114,6 +115,16 @@ mod tests {
     fn untouched_header_needs_no_change() {
         assert_eq!(cookie_header_without(&[b"app=1"], |name| name == b"sess"), None);
         assert_eq!(cookie_header_without(&[], |name| name == b"sess"), None);
+    }
+
+    #[test]
+    fn kept_cookies_mean_what_client_sent() {
+        // Each kept pair must parse the same upstream: `=a=b` is a nameless cookie, not `a`.
+        let headers: [&[u8]; 2] = [b"=a=b; flag; =; sess=1; x = y", b"c=d"];
+        let result = cookie_header_without(&headers, |name| name == b"sess").unwrap().unwrap();
+        let before: Vec<_> = headers.iter().flat_map(|header| cookie_pairs(header)).filter(|(name, _)| *name != b"sess").collect();
+        let after: Vec<_> = cookie_pairs(&result).collect();
+        assert_eq!(after, before);
     }
 
     #[test]

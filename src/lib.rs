@@ -20,6 +20,7 @@ pub mod gate;
 pub mod headers;
 pub mod heroku;
 pub mod pages;
+pub mod paths;
 pub mod refresh;
 pub mod request;
 #[cfg(feature = "schema")]

@@ -58,12 +58,16 @@ impl Gate {
     }
 
     /// Returns the login state cookies to clear so that, with the new one, at most
-    /// `MAX_PENDING_LOGINS` remain.
+    /// `MAX_PENDING_LOGINS` remain. Only names of the form the filter issues (the prefix,
+    /// then base64url) count, because each name is echoed back in a `Set-Cookie`.
     fn stale_state_cookies(&self, request: &Request) -> Vec<String> {
         let mut names: Vec<String> = Vec::new();
         for header in request.cookie_headers() {
             for (name, _) in cookie_pairs(header) {
-                if name.starts_with(self.state_prefix.as_bytes()) {
+                let id = name.strip_prefix(self.state_prefix.as_bytes()).unwrap_or_default();
+                let issued_form = !id.is_empty()
+                    && id.iter().all(|byte| byte.is_ascii_alphanumeric() || *byte == b'-' || *byte == b'_');
+                if issued_form {
                     let name = String::from_utf8_lossy(name).into_owned();
                     if !names.contains(&name) {
                         names.push(name);

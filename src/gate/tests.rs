@@ -919,3 +919,20 @@ fn email_rule_admits_without_teams_call() {
     let outcome = finish_login(&gate, &started, json_response(200, TOKEN_BODY), json_response(200, ACCOUNT_BODY));
     assert_eq!(outcome.events, vec![Event::LoginSucceeded { email: "ada@example.com".into() }]);
 }
+
+#[test]
+fn odd_state_cookie_names_are_not_echoed() {
+    // Clearing stale login states echoes cookie names the client sent, so only names of
+    // the form the filter issues may come back in a `Set-Cookie`.
+    let cookie = "herokuoauthsess-state-\u{0}x=1; herokuoauthsess-state-a b=1; herokuoauthsess-state-\u{1}=1; \
+                  herokuoauthsess-state-AAAAAAAA=1; herokuoauthsess-state-BBBBBBBB=1; \
+                  herokuoauthsess-state-CCCCCCCC=1; herokuoauthsess-state-DDDDDDDD=1; herokuoauthsess-state-EEEEEEEE=1";
+    let outcome = run(&gate(), "GET", "/page", &[("accept", "text/html"), ("cookie", cookie)]);
+    let cookies = set_cookies(reply(&outcome));
+    assert_eq!(cookies.len(), 2, "{cookies:?}");
+    assert!(cookies[0].starts_with("herokuoauthsess-state-AAAAAAAA=;"), "{cookies:?}");
+    for set_cookie in cookies {
+        let name = cookie_pair(set_cookie).split('=').next().unwrap();
+        assert!(name.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_'), "{name:?}");
+    }
+}

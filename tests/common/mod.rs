@@ -162,6 +162,10 @@ static_resources:
           "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
           stat_prefix: ingress_http
           codec_type: AUTO
+          # As in envoy.yaml: resolve dot-segments, unreserved percent-escapes and repeated
+          # slashes before the filter and the router see the path.
+          normalize_path: true
+          merge_slashes: true
           route_config:
             virtual_hosts:
             - name: app
