@@ -10,11 +10,12 @@ use std::time::UNIX_EPOCH;
 use log::{debug, error, info, warn};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType};
+use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType, Status};
 
 use crate::config;
 use crate::gate::{Event, Forward, Gate, Outcome, Pending, RandomUnavailable, Reply, Request, Step};
 use crate::heroku::{CalloutResponse, MAX_RESPONSE_BYTES};
+use crate::used_states;
 
 /// Counter names as Envoy shows them in `/stats`.
 const COUNTER_NAMES: [&str; 10] = [
@@ -219,6 +220,12 @@ impl Stream {
                 Action::Pause
             }
             Step::Callout(callout, pending) => {
+                if let Some(digest) = pending.login_state_digest() {
+                    if !self.claim_state(digest) {
+                        let outcome = self.gate.on_callback_replayed(pending);
+                        return self.apply(outcome);
+                    }
+                }
                 let headers: Vec<(&str, &str)> =
                     callout.headers.iter().map(|(name, value)| (name.as_str(), value.as_str())).collect();
                 let sent = self.dispatch_http_call(
@@ -244,6 +251,37 @@ impl Stream {
                 }
             }
         }
+    }
+
+    /// Records a callback's `state` as used in the shared data that all workers see.
+    /// Returns false when it was used before. If the shared data cannot be written, the
+    /// login goes on: Heroku's single-use codes still stop a replay.
+    fn claim_state(&self, digest: &used_states::StateDigest) -> bool {
+        let key = used_states::slot_key(digest);
+        let now = self.now();
+        for _ in 0..2 {
+            let (slot, cas) = match hostcalls::get_shared_data(&key) {
+                Ok(found) => found,
+                Err(status) => {
+                    warn!("[{}] could not read used login states: {status:?}", self.context_id);
+                    return true;
+                }
+            };
+            if used_states::was_used(slot.as_deref(), digest, now) {
+                return false;
+            }
+            let value = used_states::mark_used(digest, now);
+            match self.set_shared_data(&key, Some(&value), cas) {
+                Ok(()) => return true,
+                // Another worker wrote the slot meanwhile: read it again.
+                Err(Status::CasMismatch) => continue,
+                Err(status) => {
+                    warn!("[{}] could not record a used login state: {status:?}", self.context_id);
+                    return true;
+                }
+            }
+        }
+        true
     }
 
     fn edit_request(&self, forward: &Forward) {

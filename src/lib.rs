@@ -28,6 +28,7 @@ pub mod schema;
 pub mod seal;
 pub mod secret;
 pub mod session;
+pub mod used_states;
 
 #[cfg(target_arch = "wasm32")]
 proxy_wasm::main! {{

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::session::{LoginState, StateError, LOGIN_STATE_TTL_S, STATE_RANDOM_BYTES};
+use crate::used_states::{self, StateDigest};
 
 /// Most login state cookies a browser may hold at once. A login started beyond this
 /// clears the older ones, so abandoned logins cannot grow the `cookie` header without end.
@@ -14,6 +15,8 @@ pub struct Login {
     pub(super) state_cookie: String,
     pub(super) https: bool,
     pub(super) api_client: bool,
+    /// The hash of the callback's `state`, so the glue can refuse a second use of it.
+    pub(super) state_digest: StateDigest,
 }
 
 impl Gate {
@@ -116,7 +119,8 @@ impl Gate {
             Err(error) => return self.reject_callback(Some(&state_cookie), api_client, https, error),
         };
 
-        let login = Login { return_to: login.return_to, state_cookie, https, api_client };
+        let state_digest = used_states::digest(&state);
+        let login = Login { return_to: login.return_to, state_cookie, https, api_client, state_digest };
         let code = code.unwrap_or_default();
         let code_ok = !code.is_empty() && code.len() <= 512 && code.bytes().all(|byte| byte.is_ascii_graphic());
         if !code_ok {

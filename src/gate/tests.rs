@@ -554,6 +554,22 @@ fn stale_login_state_gets_403() {
 }
 
 #[test]
+fn replayed_callback_gets_403() {
+    let gate = gate();
+    let started = start_login(&gate, "/deep");
+    let path = format!("/auth/heroku/callback/?code=c&state={}", started.state);
+    let Step::Callout(_, pending) = run(&gate, "GET", &path, &[("cookie", &started.cookie)]).step else {
+        panic!("no token callout")
+    };
+    assert_eq!(pending.login_state_digest(), Some(&crate::used_states::digest(&started.state)));
+    let outcome = gate.on_callback_replayed(pending);
+    let reply = reply(&outcome);
+    assert_eq!(reply.status, 403);
+    assert!(set_cookies(reply)[0].contains("Max-Age=0"), "the state cookie is cleared");
+    assert_eq!(outcome.events, vec![Event::LoginFailed { reason: "callback state was already used".into() }]);
+}
+
+#[test]
 fn callback_without_code_gets_403() {
     let gate = gate();
     let started = start_login(&gate, "/");

@@ -5,6 +5,7 @@ use super::login::Login;
 use super::*;
 use crate::heroku::{Account, AnswerError, CalloutResponse, Tokens};
 use crate::refresh::SessionKey;
+use crate::used_states::StateDigest;
 
 /// Most `/teams` pages read for one user, at 200 teams a page.
 const MAX_TEAMS_PAGES: u32 = 25;
@@ -35,7 +36,31 @@ pub enum Pending {
     ExpectTeams { flow: Flow, tokens: Tokens, account: Account, pages_read: u32 },
 }
 
+impl Pending {
+    /// Returns the hash of the callback `state` when this is a login about to exchange its
+    /// code, so the glue can check that the state was not used before.
+    pub fn login_state_digest(&self) -> Option<&StateDigest> {
+        match self {
+            Pending::ExpectToken(Flow::Login(login)) => Some(&login.state_digest),
+            _ => None,
+        }
+    }
+}
+
 impl Gate {
+    /// Rejects a callback whose `state` was already exchanged, without calling Heroku.
+    pub fn on_callback_replayed(&self, pending: Pending) -> Outcome {
+        let reason = "callback state was already used".to_string();
+        match pending {
+            Pending::ExpectToken(Flow::Login(login)) => {
+                self.fail_login(&login, Notice::LoginNotVerified, Event::LoginFailed { reason })
+            }
+            // Only a login's first callout is checked for replays; anything else is a caller error.
+            _ => Outcome::new(Step::Reply(self.notice(Notice::LoginNotVerified, true, "/")))
+                .with(Event::LoginFailed { reason }),
+        }
+    }
+
     /// Sends the session's refresh token to Heroku. The request waits for the result.
     pub(super) fn start_refresh(&self, request: &Request, session: Session, key: SessionKey) -> Outcome {
         let Some(refresh_token) = session.refresh_token.clone() else {
