@@ -15,7 +15,7 @@ LISTEN_PORT := 10000
 STANDIN_PORT := 9292
 APP_PORT := 8080
 
-.PHONY: all build wasm-target envoy test unit e2e lint run clean help
+.PHONY: all build wasm-target envoy test unit e2e lint run bench clean help
 
 all: build
 
@@ -24,6 +24,8 @@ help:
 	@echo "make run    Envoy with the filter on http://127.0.0.1:$(LISTEN_PORT), the demo app behind it,"
 	@echo "            and the Heroku stand-in unless HEROKU_OAUTH_ID is set"
 	@echo "make test   lint, unit tests and end-to-end tests through a real Envoy"
+	@echo "make bench  throughput against no filter, a trivial wasm filter and Envoy's oauth2"
+	@echo "            (several minutes; BENCH_ARGS=\"--rounds 3\" passes options; see docs/benchmarks.md)"
 
 wasm-target:
 	@rustup target list --installed | grep -qx '$(WASM_TARGET)' || rustup target add $(WASM_TARGET)
@@ -52,6 +54,15 @@ e2e: build envoy
 	cargo test -p heroku-bouncer --test login --test callouts --test config --test deploy --test sessions
 
 test: lint unit e2e
+
+# Not part of `make test` or CI: it loads Envoy on both cores for several minutes. h2load
+# comes from Debian's nghttp2-client.
+BENCH_ARGS ?=
+bench: build envoy
+	cargo build --release --target $(WASM_TARGET) -p bench-floor
+	cargo build --release -p bench-driver
+	@command -v h2load >/dev/null || { apt-get update && apt-get install -y nghttp2-client; }
+	target/release/bouncer-bench $(BENCH_ARGS)
 
 # Without HEROKU_OAUTH_ID: the stand-in plays Heroku on 127.0.0.1:$(STANDIN_PORT) with a
 # consent page that lets you log in as any email. With HEROKU_OAUTH_ID, HEROKU_OAUTH_SECRET
