@@ -6,14 +6,15 @@
 
 use std::cell::RefCell;
 use std::fmt;
+use std::rc::Rc;
 
 use crate::config::Config;
-use crate::headers::{canonical_name, cookie_header_without, cookie_pairs};
+use crate::headers::{canonical_name, cookie_header_without, cookie_pairs, is_spelling_of};
 use crate::heroku::{self, Callout};
 use crate::pages::{self, Notice, Pages};
 use crate::refresh::{session_key, Lookup, RefreshTable};
 use crate::seal::{Sealer, SEAL_RANDOM_BYTES};
-use crate::session::{self, OpenedSession, Session};
+use crate::session::{self, OpenedSession, Session, SessionCache, SessionError};
 
 pub use crate::request::{safe_return_path, Request, MAX_RETURN_PATH_BYTES};
 pub use login::Login;
@@ -165,6 +166,11 @@ pub struct Gate {
     /// Refreshes in flight in this VM. A `RefCell` because the gate is shared by the VM's
     /// streams, which Envoy runs one callback at a time.
     refreshes: RefCell<RefreshTable>,
+    /// Session cookie values that opened in this VM, shared like `refreshes`.
+    sessions: RefCell<SessionCache>,
+    /// The identity header names as `canonical_name` spells them, for finding client-sent
+    /// spellings without allocating.
+    identity_names: [Vec<u8>; 4],
 }
 
 impl Gate {
@@ -172,7 +178,16 @@ impl Gate {
         let sealer = Sealer::with_previous(&config.secret_key, &config.previous_secret_keys);
         let state_prefix = session::state_cookie_prefix(&config.cookie_name);
         let logged_out_marker = format!("{}-logged-out", config.cookie_name);
-        Gate { config, sealer, state_prefix, logged_out_marker, refreshes: RefCell::default() }
+        let identity_names = config.headers.all().map(|name| canonical_name(name.as_bytes()));
+        Gate {
+            identity_names,
+            config,
+            sealer,
+            state_prefix,
+            logged_out_marker,
+            refreshes: RefCell::default(),
+            sessions: RefCell::default(),
+        }
     }
 
     pub fn config(&self) -> &Config {
@@ -221,7 +236,7 @@ impl Gate {
 
         let mut events = Vec::new();
         match self.find_session(request, now) {
-            Ok((opened, sealed)) => match self.use_session(request, opened, &sealed, now, random) {
+            Ok((opened, sealed)) => match self.use_session(request, &opened, sealed, now, random) {
                 Ok(outcome) => return outcome,
                 Err(reason) => events.push(Event::SessionInvalid { reason }),
             },
@@ -259,7 +274,7 @@ impl Gate {
     fn use_session(
         &self,
         request: &Request,
-        opened: OpenedSession,
+        opened: &OpenedSession,
         sealed: &[u8],
         now: u64,
         random: &mut dyn Random,
@@ -272,10 +287,10 @@ impl Gate {
             if session.token_expired(now) {
                 return Err("access token expired and there is no refresh token to renew it".to_string());
             }
-            let mut forward = self.forward(request, Some(&session));
+            let mut forward = self.forward(request, Some(session));
             // If an old key sealed the cookie, seal it again with the current one.
-            if by_previous_key {
-                forward.response_cookies.extend(self.session_cookie(&session, request.is_https(), now, random));
+            if *by_previous_key {
+                forward.response_cookies.extend(self.session_cookie(session, request.is_https(), now, random));
             }
             return Ok(Outcome::new(Step::Forward(forward)));
         }
@@ -294,13 +309,13 @@ impl Gate {
             // Another request of this browser is refreshing; this one goes on with the old
             // token while it is still valid.
             Lookup::InFlight if !session.token_expired(now) => {
-                Ok(Outcome::new(Step::Forward(self.forward(request, Some(&session)))))
+                Ok(Outcome::new(Step::Forward(self.forward(request, Some(session)))))
             }
             Lookup::InFlight | Lookup::Unknown => {
                 if let Ok(mut table) = self.refreshes.try_borrow_mut() {
                     table.start(key, now);
                 }
-                Ok(self.start_refresh(request, session, key))
+                Ok(self.start_refresh(request, session.clone(), key))
             }
         }
     }
@@ -314,14 +329,13 @@ impl Gate {
     /// Finds a valid session among the session cookies, with its sealed value. Returns
     /// `Err(None)` when there is no session cookie and `Err(Some(reason))` when every one
     /// was invalid.
-    fn find_session(&self, request: &Request, now: u64) -> Result<(OpenedSession, Vec<u8>), Option<String>> {
+    fn find_session<'r>(&self, request: &Request<'r>, now: u64) -> Result<(Rc<OpenedSession>, &'r [u8]), Option<String>> {
         let name = self.config.cookie_name.as_bytes();
         let mut last_error = None;
         for header in request.cookie_headers() {
             for (_, value) in cookie_pairs(header).filter(|(cookie, _)| *cookie == name) {
-                let max_age = self.config.session_max_age_s;
-                match Session::open(&self.sealer, &self.config.cookie_name, value, now, max_age) {
-                    Ok(opened) => return Ok((opened, value.to_vec())),
+                match self.open_session(value, now) {
+                    Ok(opened) => return Ok((opened, value)),
                     Err(error) => last_error = Some(error.to_string()),
                 }
             }
@@ -329,13 +343,30 @@ impl Gate {
         Err(last_error)
     }
 
+    /// Opens a session cookie value, from the VM's cache when this value opened before, and
+    /// checks the session's age at `now` either way.
+    fn open_session(&self, value: &[u8], now: u64) -> Result<Rc<OpenedSession>, SessionError> {
+        let cached = self.sessions.try_borrow().ok().and_then(|cache| cache.get(value));
+        let opened = match cached {
+            Some(opened) => opened,
+            None => {
+                let opened = Rc::new(Session::unseal(&self.sealer, &self.config.cookie_name, value)?);
+                if let Ok(mut cache) = self.sessions.try_borrow_mut() {
+                    cache.insert(value, Rc::clone(&opened));
+                }
+                opened
+            }
+        };
+        opened.session.check_age(now, self.config.session_max_age_s)?;
+        Ok(opened)
+    }
+
     /// Builds the edits for a request that goes upstream, with identity when logged in.
     fn forward(&self, request: &Request, session: Option<&Session>) -> Forward {
-        let identity = self.config.headers.all().map(|name| canonical_name(name.as_bytes()));
         let mut remove: Vec<String> = Vec::new();
         for (name, _) in request.headers {
-            let spelled = canonical_name(name.as_bytes());
-            if identity.contains(&spelled) && !remove.contains(name) {
+            let identity = self.identity_names.iter().any(|canonical| is_spelling_of(name.as_bytes(), canonical));
+            if identity && !remove.contains(name) {
                 remove.push(name.clone());
             }
         }

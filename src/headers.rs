@@ -15,6 +15,16 @@ pub fn canonical_name(name: &[u8]) -> Vec<u8> {
         .collect()
 }
 
+/// Returns true when `name` is a spelling of `canonical`, a name as [`canonical_name`]
+/// returns it: the same bytes up to ASCII case, with `_` read as `-`.
+pub fn is_spelling_of(name: &[u8], canonical: &[u8]) -> bool {
+    name.len() == canonical.len()
+        && name.iter().zip(canonical).all(|(byte, expected)| {
+            let folded = if *byte == b'_' { b'-' } else { byte.to_ascii_lowercase() };
+            folded == *expected
+        })
+}
+
 /// Iterates over the `name=value` pairs of one `cookie` header value.
 ///
 /// Pairs are separated by `;` and trimmed of spaces and tabs. A pair without `=` has an
@@ -76,6 +86,14 @@ mod tests {
     #[test]
     fn canonical_name_folds_case_and_underscore() {
         assert_eq!(canonical_name(b"X_Heroku-USER_email"), b"x-heroku-user-email".to_vec());
+    }
+
+    #[test]
+    fn spellings_match_their_canonical_name() {
+        assert!(is_spelling_of(b"X_Heroku-USER_email", b"x-heroku-user-email"));
+        assert!(is_spelling_of(b"x-heroku-user-email", b"x-heroku-user-email"));
+        assert!(!is_spelling_of(b"x-heroku-user-emails", b"x-heroku-user-email"));
+        assert!(!is_spelling_of(b"x-heroku-user-id", b"x-heroku-user-email"));
     }
 
     #[test]

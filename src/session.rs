@@ -1,6 +1,8 @@
 //! The session cookie and the login state cookie: their contents, sealing and checks.
 
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
+use std::rc::Rc;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -85,6 +87,14 @@ impl Session {
         now: u64,
         max_age_s: u64,
     ) -> Result<OpenedSession, SessionError> {
+        let opened = Session::unseal(sealer, cookie_name, value)?;
+        opened.session.check_age(now, max_age_s)?;
+        Ok(opened)
+    }
+
+    /// Decrypts and decodes a session cookie value, without the checks that depend on the
+    /// time. The result depends only on the value and the keys, so it can be cached.
+    pub fn unseal(sealer: &Sealer, cookie_name: &str, value: &[u8]) -> Result<OpenedSession, SessionError> {
         let Unsealed { plaintext, by_previous_key } = sealer
             .unseal(Purpose::Session, cookie_name, value)
             .map_err(SessionError::Unsealed)?;
@@ -92,13 +102,19 @@ impl Session {
         if session.email.is_empty() || session.user_id.is_empty() {
             return Err(SessionError::BadContents);
         }
-        if session.issued_at > now.saturating_add(CLOCK_SKEW_S) {
+        Ok(OpenedSession { session, by_previous_key })
+    }
+
+    /// Checks that the session was issued no later than the tolerated clock skew after `now`
+    /// and is younger than `max_age_s`.
+    pub fn check_age(&self, now: u64, max_age_s: u64) -> Result<(), SessionError> {
+        if self.issued_at > now.saturating_add(CLOCK_SKEW_S) {
             return Err(SessionError::NotYetValid);
         }
-        if now >= session.issued_at.saturating_add(max_age_s) {
+        if now >= self.issued_at.saturating_add(max_age_s) {
             return Err(SessionError::Expired);
         }
-        Ok(OpenedSession { session, by_previous_key })
+        Ok(())
     }
 
     /// Returns true when the access token has expired at `now`.
@@ -113,6 +129,60 @@ pub struct OpenedSession {
     pub session: Session,
     /// True when a previous `secret_key` sealed it, so it should be sealed again.
     pub by_previous_key: bool,
+}
+
+/// Sessions recently opened in this VM, by sealed cookie value, so that a browser's later
+/// requests skip the decryption and decoding.
+///
+/// An entry holds what [`Session::unseal`] returned, which depends only on the value and the
+/// keys; the checks that depend on the time (age, token expiry, refresh) still run on every
+/// request. Only values that opened are stored, so a forged cookie never takes a place. When
+/// the cache is full, the oldest entry makes room.
+#[derive(Default)]
+pub struct SessionCache {
+    entries: HashMap<Rc<[u8]>, Rc<OpenedSession>>,
+    /// Keys in the order they were inserted, oldest first.
+    order: VecDeque<Rc<[u8]>>,
+}
+
+/// Entries kept at most per VM. An entry takes about 1 KiB (a sealed value of 300 to 600
+/// bytes and the decoded session), so the cache stays near 1 MiB for each Envoy worker.
+pub const MAX_CACHED_SESSIONS: usize = 1024;
+
+impl fmt::Debug for SessionCache {
+    /// Shows the number of entries only: sessions carry emails and tokens.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionCache").field("entries", &self.entries.len()).finish()
+    }
+}
+
+impl SessionCache {
+    /// Returns the session that `value` opened to before, if it is still cached.
+    pub fn get(&self, value: &[u8]) -> Option<Rc<OpenedSession>> {
+        self.entries.get(value).map(Rc::clone)
+    }
+
+    /// Stores a session that `value` opened to, evicting the oldest entry when full.
+    pub fn insert(&mut self, value: &[u8], opened: Rc<OpenedSession>) {
+        if self.entries.contains_key(value) {
+            return;
+        }
+        while self.entries.len() >= MAX_CACHED_SESSIONS {
+            let Some(oldest) = self.order.pop_front() else { break };
+            self.entries.remove(&oldest);
+        }
+        let key: Rc<[u8]> = value.into();
+        self.order.push_back(Rc::clone(&key));
+        self.entries.insert(key, opened);
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
 }
 
 /// A login in progress, sealed in a short-lived cookie of its own so that several tabs can
@@ -291,6 +361,20 @@ mod tests {
     fn sealed_json_of_other_shape_is_rejected() {
         let sealed = sealer().seal(Purpose::Session, "sess", br#"{"e":"a@b.c"}"#, &NONCE).unwrap();
         assert_eq!(open(&sealed, NOW), Err(SessionError::BadContents));
+    }
+
+    #[test]
+    fn cache_is_bounded_and_evicts_oldest() {
+        let opened = Rc::new(OpenedSession { session: session(), by_previous_key: false });
+        let mut cache = SessionCache::default();
+        for index in 0..MAX_CACHED_SESSIONS + 10 {
+            cache.insert(format!("v1.{index}").as_bytes(), Rc::clone(&opened));
+        }
+        assert_eq!(cache.len(), MAX_CACHED_SESSIONS);
+        assert!(cache.get(b"v1.0").is_none(), "the oldest made room");
+        assert!(cache.get(b"v1.9").is_none());
+        assert!(cache.get(b"v1.10").is_some());
+        assert!(cache.get(format!("v1.{}", MAX_CACHED_SESSIONS + 9).as_bytes()).is_some());
     }
 
     #[test]

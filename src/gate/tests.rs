@@ -818,6 +818,19 @@ fn session_ends_at_max_age() {
 }
 
 #[test]
+fn cached_session_keeps_time_checks() {
+    // The first request caches the opened session; later requests with the same cookie must
+    // still see the refresh margin and the maximum age.
+    let gate = gate_with(r#""session_max_age_s":30000"#);
+    let session = log_in(&gate);
+    assert!(matches!(at(&gate, &session, &[], NOW + 1).step, Step::Forward(_)));
+    assert!(matches!(at(&gate, &session, &[], TOKEN_EXPIRY - 600).step, Step::Callout(..)), "refresh due");
+    let outcome = at(&gate, &session, &[], NOW + 30000);
+    assert_eq!(reply(&outcome).status, 302);
+    assert_eq!(outcome.events[0], Event::SessionInvalid { reason: "session reached its maximum age".into() });
+}
+
+#[test]
 fn missing_expires_in_uses_default() {
     let gate = gate_with(r#""default_expires_in_s":7200,"refresh":false"#);
     let started = start_login(&gate, "/");
@@ -837,6 +850,8 @@ fn rotated_key_accepts_and_reseals() {
     let accepted = forward(at(&rotated, &session, &[], NOW + 10));
     assert!(accepted.set.contains(&("x-heroku-user-email".into(), "ada@example.com".into())));
     assert_eq!(accepted.response_cookies.len(), 1, "the old cookie is sealed again");
+    let again = forward(at(&rotated, &session, &[], NOW + 11));
+    assert_eq!(again.response_cookies.len(), 1, "a cached old cookie is sealed again too");
     let resealed = cookie_pair(&accepted.response_cookies[0]).to_string();
     assert!(forward(at(&rotated, &resealed, &[], NOW + 11)).response_cookies.is_empty(), "the new cookie needs nothing");
 
