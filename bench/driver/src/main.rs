@@ -3,9 +3,11 @@
 //! Envoy 1.40 runs with one worker and a `direct_response` route, so the upstream costs
 //! nothing, in four configurations: no filter, a trivial proxy-wasm filter (the floor),
 //! heroku-bouncer with a valid session, and Envoy's native oauth2 filter with a valid session.
-//! Each round starts and loads every configuration once, in an order that rotates from round
-//! to round, with h2load over HTTP/1.1 and HTTP/2. The report gives medians over rounds and
-//! the throughput ratios of heroku-bouncer over the floor and over oauth2 within each round.
+//! Each round starts every configuration in turn and keeps them running; then several passes
+//! load each one with h2load over HTTP/1.1 and HTTP/2, in an order that rotates from pass to
+//! pass. Short loads that alternate between the configurations share whatever else the machine
+//! is doing at the time. The report gives medians over passes and the throughput ratios of
+//! heroku-bouncer over the floor and over oauth2 within each pass.
 //!
 //! Sessions come from real logins through Envoy against the Heroku stand-in. Any response
 //! other than 2xx under load fails the run, because it would measure a redirect instead of
@@ -29,11 +31,16 @@ const BOUNCER_CALLBACK_PATH: &str = "/auth/heroku/callback/";
 
 /// Settings from the command line.
 struct Options {
+    /// Rounds: each starts every configuration anew.
     rounds: usize,
+    /// Passes in each round: each loads every configuration once with each protocol.
+    passes: usize,
     requests: u64,
     logins: usize,
     /// With `--compare PATH`: another heroku-bouncer build, loaded as a fifth configuration.
     compare: Option<PathBuf>,
+    /// With `--configs a,b`: only these configurations, for a quicker comparison.
+    only: Option<Vec<Filter>>,
     /// With `--serve NAME`: start only that configuration, log in, print how to load it,
     /// and keep it running for this many seconds, for profiling by hand.
     serve: Option<(Filter, u64)>,
@@ -41,28 +48,31 @@ struct Options {
 
 impl Options {
     fn parse() -> Result<Options, String> {
-        let mut options = Options { rounds: 5, requests: 50_000, logins: 40, compare: None, serve: None };
+        let mut options = Options { rounds: 3, passes: 4, requests: 20_000, logins: 40, compare: None, only: None, serve: None };
         let mut args = std::env::args().skip(1);
         while let Some(flag) = args.next() {
             match flag.as_str() {
                 "--rounds" => options.rounds = number(&mut args, "--rounds")?.max(1) as usize,
+                "--passes" => options.passes = number(&mut args, "--passes")?.max(1) as usize,
                 "--requests" => options.requests = number(&mut args, "--requests")?.max(1000),
-                "--logins" => options.logins = number(&mut args, "--logins")?.max(1) as usize,
+                "--logins" => options.logins = number(&mut args, "--logins")? as usize,
                 "--compare" => {
                     let path = args.next().ok_or("--compare needs the path of a heroku_bouncer.wasm")?;
                     options.compare = Some(PathBuf::from(path));
                 }
+                "--configs" => {
+                    let list = args.next().unwrap_or_default();
+                    let filters = list.split(',').map(filter_named).collect::<Result<Vec<_>, _>>()?;
+                    options.only = Some(filters);
+                }
                 "--serve" => {
-                    let name = args.next().unwrap_or_default();
-                    let filter = Filter::ALL
-                        .into_iter()
-                        .find(|filter| filter.slug() == name)
-                        .ok_or_else(|| format!("--serve needs none, floor, bouncer or oauth2, not {name:?}"))?;
+                    let filter = filter_named(&args.next().unwrap_or_default())?;
                     options.serve = Some((filter, number(&mut args, "--serve")?.min(3600)));
                 }
                 "--help" | "-h" => {
-                    println!("bouncer-bench [--rounds N (5)] [--requests N per load (50000)] [--logins N (40)]");
+                    println!("bouncer-bench [--rounds N (3)] [--passes N per round (4)] [--requests N per load (20000)] [--logins N (40; 0 skips)]");
                     println!("              [--compare OTHER.wasm]   (another build as a fifth configuration)");
+                    println!("              [--configs bouncer,compare]   (only these configurations; the report skips missing ratios)");
                     println!("bouncer-bench --serve none|floor|bouncer|oauth2 SECONDS   (one configuration, for profiling)");
                     std::process::exit(0);
                 }
@@ -71,6 +81,14 @@ impl Options {
         }
         Ok(options)
     }
+}
+
+fn filter_named(name: &str) -> Result<Filter, String> {
+    Filter::ALL
+        .into_iter()
+        .chain([Filter::Compare])
+        .find(|filter| filter.slug() == name)
+        .ok_or_else(|| format!("no configuration named {name:?}; use none, floor, bouncer, oauth2 or compare"))
 }
 
 fn number(args: &mut impl Iterator<Item = String>, flag: &str) -> Result<u64, String> {
@@ -141,18 +159,19 @@ fn run() -> Result<(), String> {
         http2_streams: 16,
         timeout: Duration::from_secs(180),
     };
-    let warmup = Shape { requests: (options.requests / 10).max(2000), ..shape };
+    let warmup = Shape { requests: (options.requests / 4).max(5000), ..shape };
 
     let standin = Standin::start(StandinConfig::default()).map_err(|error| format!("cannot start the stand-in: {error}"))?;
     let standin_port = standin.addr().port();
     println!(
-        "Envoy {}, one worker; h2load: {} requests per load, HTTP/1.1 over {} connections, HTTP/2 over {} connections x {} streams; {} rounds",
+        "Envoy {}, one worker; h2load: {} requests per load, HTTP/1.1 over {} connections, HTTP/2 over {} connections x {} streams; {} rounds of {} passes",
         envoy_version(&artifacts),
         shape.requests,
         shape.http1_connections,
         shape.http2_connections,
         shape.http2_streams,
-        options.rounds
+        options.rounds,
+        options.passes
     );
 
     if let Some((filter, seconds)) = options.serve {
@@ -171,39 +190,59 @@ fn run() -> Result<(), String> {
     if artifacts.compare_wasm.is_some() {
         filters.push(Filter::Compare);
     }
+    if let Some(only) = &options.only {
+        filters.retain(|filter| only.contains(filter));
+    }
     let mut throughput = Throughput::new();
     let mut startup: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
+    let mut pass = 0;
     for round in 0..options.rounds {
-        let mut order: Vec<(usize, Filter)> = filters.iter().copied().enumerate().collect();
-        order.rotate_left(round % filters.len());
-        for (filter_index, filter) in order {
-            let run_name = format!("round{round}-{}", filter.slug());
-            let envoy = Envoy::start(&artifacts, filter, standin_port, pinning.envoy, &run_name)?;
+        // Start every configuration in turn, then keep them all running for the round, so
+        // that short loads can alternate between them.
+        let mut running = Vec::with_capacity(filters.len());
+        for (filter_index, filter) in rotated(&filters, round) {
+            let envoy = Envoy::start(&artifacts, filter, standin_port, pinning.envoy, &format!("round{round}-{}", filter.slug()))?;
             startup.entry(filter_index).or_default().push(millis(envoy.startup));
             let cookie_header = session_cookie(&standin, &envoy, filter, &reference_cookie)?;
-            let url = format!("{}/", envoy.base_url());
-            for (protocol_index, protocol) in Protocol::ALL.iter().copied().enumerate() {
-                load::run(&url, &cookie_header, protocol, &warmup, pinning.load)
+            for protocol in Protocol::ALL {
+                load::run(&format!("{}/", envoy.base_url()), &cookie_header, protocol, &warmup, pinning.load)
                     .map_err(|error| format!("{} warm-up over {}: {error}", filter.name(), protocol.name()))?;
-                let measured = load::run(&url, &cookie_header, protocol, &shape, pinning.load)
-                    .map_err(|error| format!("{} over {}: {error}", filter.name(), protocol.name()))?;
-                throughput.entry((filter_index, protocol_index)).or_default().push(measured.requests_per_second);
-                println!(
-                    "round {}/{}  {:<22} {:<8} {:>9.0} req/s  ({} x 2xx)",
-                    round + 1,
-                    options.rounds,
-                    filter.name(),
-                    protocol.name(),
-                    measured.requests_per_second,
-                    measured.status_2xx
-                );
+            }
+            running.push((filter_index, filter, envoy, cookie_header));
+        }
+        running.sort_by_key(|(filter_index, ..)| *filter_index);
+
+        for _ in 0..options.passes {
+            pass += 1;
+            for (filter_index, filter) in rotated(&filters, pass) {
+                let (_, _, envoy, cookie_header) = &running[filter_index];
+                let url = format!("{}/", envoy.base_url());
+                let mut line = format!("round {}/{} pass {pass:>2}  {:<26}", round + 1, options.rounds, filter.name());
+                for (protocol_index, protocol) in Protocol::ALL.into_iter().enumerate() {
+                    let measured = load::run(&url, cookie_header, protocol, &shape, pinning.load)
+                        .map_err(|error| format!("{} over {}: {error}", filter.name(), protocol.name()))?;
+                    throughput.entry((filter_index, protocol_index)).or_default().push(measured.requests_per_second);
+                    line += &format!(" {}: {:>6.0} req/s", protocol.name(), measured.requests_per_second);
+                }
+                println!("{line}");
             }
         }
     }
 
-    let login_timing = time_logins(&artifacts, &standin, &pinning, options.logins)?;
-    report(&artifacts, &filters, &throughput, &startup, &login_timing, options.rounds);
+    let login_timing = match options.logins {
+        0 => None,
+        count => Some(time_logins(&artifacts, &standin, &pinning, count)?),
+    };
+    report(&artifacts, &filters, &throughput, &startup, login_timing.as_ref(), pass);
     Ok(())
+}
+
+/// Returns the configurations with their indexes, in an order that starts at a different
+/// one for each `turn`, so that none is always measured first or last.
+fn rotated(filters: &[Filter], turn: usize) -> Vec<(usize, Filter)> {
+    let mut order: Vec<(usize, Filter)> = filters.iter().copied().enumerate().collect();
+    order.rotate_left(turn % filters.len());
+    order
 }
 
 /// Starts one configuration with a session and keeps it running for `seconds`.
@@ -273,10 +312,10 @@ fn report(
     filters: &[Filter],
     throughput: &Throughput,
     startup: &BTreeMap<usize, Vec<f64>>,
-    login: &LoginTiming,
-    rounds: usize,
+    login: Option<&LoginTiming>,
+    passes: usize,
 ) {
-    println!("\nMedians over {rounds} rounds (us/req = 1e6 / req/s: the worker's time per request):\n");
+    println!("\nMedians over {passes} passes (us/req = 1e6 / req/s: the worker's time per request; start: median over rounds):\n");
     println!("{:<22} {:>12} {:>9} {:>12} {:>9} {:>10}", "configuration", "HTTP/1.1 rps", "us/req", "HTTP/2 rps", "us/req", "start ms");
     for (filter_index, filter) in filters.iter().enumerate() {
         let mut line = format!("{:<22}", filter.name());
@@ -288,17 +327,22 @@ fn report(
         println!("{line}");
     }
 
-    println!("\nThroughput ratios (median of the per-round ratios; target >= 0.95):");
-    let index = |filter: Filter| filters.iter().position(|candidate| *candidate == filter).unwrap_or(0);
-    let mut comparisons = vec![("heroku-bouncer / floor  ", Filter::Floor), ("heroku-bouncer / oauth2 ", Filter::Oauth2)];
-    if filters.contains(&Filter::Compare) {
-        comparisons.push(("heroku-bouncer / compare", Filter::Compare));
-    }
+    println!("\nThroughput ratios (median of the per-pass ratios; target >= 0.95):");
+    let rps = |filter: Filter, protocol_index: usize| {
+        let filter_index = filters.iter().position(|candidate| *candidate == filter)?;
+        throughput.get(&(filter_index, protocol_index))
+    };
+    let comparisons = [
+        ("heroku-bouncer / floor  ", Filter::Floor),
+        ("heroku-bouncer / oauth2 ", Filter::Oauth2),
+        ("heroku-bouncer / compare", Filter::Compare),
+    ];
     for (label, over) in comparisons {
         let mut line = format!("  {label}");
         for (protocol_index, protocol) in Protocol::ALL.iter().enumerate() {
-            let ours = &throughput[&(index(Filter::Bouncer), protocol_index)];
-            let theirs = &throughput[&(index(over), protocol_index)];
+            let (Some(ours), Some(theirs)) = (rps(Filter::Bouncer, protocol_index), rps(over, protocol_index)) else {
+                continue;
+            };
             let ratios: Vec<f64> = ours.iter().zip(theirs).map(|(ours, theirs)| ours / theirs).collect();
             let ratio = median(&ratios);
             line += &format!("   {}: {ratio:.3}", protocol.name());
@@ -306,7 +350,9 @@ fn report(
                 line += if ratio >= 0.95 { " (met)" } else { " (NOT met)" };
             }
         }
-        println!("{line}");
+        if line.len() > label.len() + 2 {
+            println!("{line}");
+        }
     }
 
     let size = |path: &PathBuf| std::fs::metadata(path).map(|metadata| metadata.len()).unwrap_or(0);
@@ -318,13 +364,19 @@ fn report(
         size(&artifacts.floor_wasm)
     );
 
-    let start = |filter: Filter| median(&startup[&index(filter)]);
-    println!(
-        "Plugin load time (start to first response, minus no filter's): heroku-bouncer {:.1} ms, floor {:.1} ms",
-        start(Filter::Bouncer) - start(Filter::None),
-        start(Filter::Floor) - start(Filter::None)
-    );
+    let start = |filter: Filter| {
+        let filter_index = filters.iter().position(|candidate| *candidate == filter)?;
+        startup.get(&filter_index).map(|times| median(times))
+    };
+    if let (Some(none), Some(bouncer), Some(floor)) = (start(Filter::None), start(Filter::Bouncer), start(Filter::Floor)) {
+        println!(
+            "Plugin load time (start to first response, minus no filter's): heroku-bouncer {:.1} ms, floor {:.1} ms",
+            bouncer - none,
+            floor - none
+        );
+    }
 
+    let Some(login) = login else { return };
     let standin_ms = login.token_ms + login.account_ms;
     println!(
         "Login callback (median of {}): {:.2} ms in all; the stand-in's token {:.2} ms + account {:.2} ms; \
