@@ -46,8 +46,9 @@ pub struct RandomUnavailable;
 pub struct Forward {
     /// Header names, as the client spelled them, to remove.
     pub remove: Vec<String>,
-    /// Identity headers to set.
-    pub set: Vec<(String, String)>,
+    /// Identity headers to set. Shared strings, so that a cached session's headers are
+    /// handed out without copying.
+    pub set: Vec<(Rc<str>, Rc<str>)>,
     /// The new `cookie` header: `None` leaves it alone, `Some(None)` removes it.
     pub cookie: Option<Option<Vec<u8>>>,
     /// `Set-Cookie` values to add to the upstream response: a refreshed or re-sealed
@@ -58,7 +59,7 @@ pub struct Forward {
 impl fmt::Debug for Forward {
     /// Shows header names only: the values include the token when `expose_token` is on.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let set: Vec<&str> = self.set.iter().map(|(name, _)| name.as_str()).collect();
+        let set: Vec<&str> = self.set.iter().map(|(name, _)| &**name).collect();
         f.debug_struct("Forward")
             .field("remove", &self.remove)
             .field("set", &set)
@@ -156,6 +157,14 @@ impl Outcome {
     }
 }
 
+/// A session cookie value that opened, with the identity headers its session yields, as the
+/// VM's session cache keeps it.
+#[derive(Debug)]
+struct OpenedCookie {
+    opened: OpenedSession,
+    identity: Vec<(Rc<str>, Rc<str>)>,
+}
+
 /// The login gate for one plugin configuration, in one VM.
 #[derive(Debug)]
 pub struct Gate {
@@ -167,7 +176,9 @@ pub struct Gate {
     /// streams, which Envoy runs one callback at a time.
     refreshes: RefCell<RefreshTable>,
     /// Session cookie values that opened in this VM, shared like `refreshes`.
-    sessions: RefCell<SessionCache>,
+    sessions: RefCell<SessionCache<OpenedCookie>>,
+    /// The configured identity header names: email, id, name and token.
+    identity_header_names: [Rc<str>; 4],
     /// The identity header names as `canonical_name` spells them, for finding client-sent
     /// spellings without allocating.
     identity_names: [Vec<u8>; 4],
@@ -179,8 +190,10 @@ impl Gate {
         let state_prefix = session::state_cookie_prefix(&config.cookie_name);
         let logged_out_marker = format!("{}-logged-out", config.cookie_name);
         let identity_names = config.headers.all().map(|name| canonical_name(name.as_bytes()));
+        let identity_header_names = config.headers.all().map(Rc::from);
         Gate {
             identity_names,
+            identity_header_names,
             config,
             sealer,
             state_prefix,
@@ -274,12 +287,12 @@ impl Gate {
     fn use_session(
         &self,
         request: &Request,
-        opened: &OpenedSession,
+        cookie: &OpenedCookie,
         sealed: &[u8],
         now: u64,
         random: &mut dyn Random,
     ) -> Result<Outcome, String> {
-        let OpenedSession { session, by_previous_key } = opened;
+        let OpenedSession { session, by_previous_key } = &cookie.opened;
         let can_refresh = self.config.refresh && session.refresh_token.is_some();
         let refresh_due = now.saturating_add(self.config.refresh_margin_s) >= session.expires_at;
 
@@ -287,7 +300,7 @@ impl Gate {
             if session.token_expired(now) {
                 return Err("access token expired and there is no refresh token to renew it".to_string());
             }
-            let mut forward = self.forward(request, Some(session));
+            let mut forward = self.forward_with(request, &cookie.identity);
             // If an old key sealed the cookie, seal it again with the current one.
             if *by_previous_key {
                 forward.response_cookies.extend(self.session_cookie(session, request.is_https(), now, random));
@@ -309,7 +322,7 @@ impl Gate {
             // Another request of this browser is refreshing; this one goes on with the old
             // token while it is still valid.
             Lookup::InFlight if !session.token_expired(now) => {
-                Ok(Outcome::new(Step::Forward(self.forward(request, Some(session)))))
+                Ok(Outcome::new(Step::Forward(self.forward_with(request, &cookie.identity))))
             }
             Lookup::InFlight | Lookup::Unknown => {
                 if let Ok(mut table) = self.refreshes.try_borrow_mut() {
@@ -329,10 +342,10 @@ impl Gate {
     /// Finds a valid session among the session cookies, with its sealed value. Returns
     /// `Err(None)` when there is no session cookie and `Err(Some(reason))` when every one
     /// was invalid.
-    fn find_session<'r>(&self, request: &Request<'r>, now: u64) -> Result<(Rc<OpenedSession>, &'r [u8]), Option<String>> {
+    fn find_session<'r>(&self, request: &Request<'r>, now: u64) -> Result<(Rc<OpenedCookie>, &'r [u8]), Option<String>> {
         let name = self.config.cookie_name.as_bytes();
         let mut last_error = None;
-        for header in request.cookie_headers() {
+        for header in request.cookie_header_values() {
             for (_, value) in cookie_pairs(header).filter(|(cookie, _)| *cookie == name) {
                 match self.open_session(value, now) {
                     Ok(opened) => return Ok((opened, value)),
@@ -345,46 +358,66 @@ impl Gate {
 
     /// Opens a session cookie value, from the VM's cache when this value opened before, and
     /// checks the session's age at `now` either way.
-    fn open_session(&self, value: &[u8], now: u64) -> Result<Rc<OpenedSession>, SessionError> {
+    fn open_session(&self, value: &[u8], now: u64) -> Result<Rc<OpenedCookie>, SessionError> {
         let cached = self.sessions.try_borrow().ok().and_then(|cache| cache.get(value));
-        let opened = match cached {
-            Some(opened) => opened,
+        let cookie = match cached {
+            Some(cookie) => cookie,
             None => {
-                let opened = Rc::new(Session::unseal(&self.sealer, &self.config.cookie_name, value)?);
+                let opened = Session::unseal(&self.sealer, &self.config.cookie_name, value)?;
+                let identity = self.identity_of(&opened.session);
+                let cookie = Rc::new(OpenedCookie { opened, identity });
                 if let Ok(mut cache) = self.sessions.try_borrow_mut() {
-                    cache.insert(value, Rc::clone(&opened));
+                    cache.insert(value, Rc::clone(&cookie));
                 }
-                opened
+                cookie
             }
         };
-        opened.session.check_age(now, self.config.session_max_age_s)?;
-        Ok(opened)
+        cookie.opened.session.check_age(now, self.config.session_max_age_s)?;
+        Ok(cookie)
+    }
+
+    /// Returns the identity headers to set for `session`.
+    fn identity_of(&self, session: &Session) -> Vec<(Rc<str>, Rc<str>)> {
+        let [email, id, name, token] = &self.identity_header_names;
+        let mut set = Vec::with_capacity(4);
+        set.push((Rc::clone(email), Rc::from(session.email.as_str())));
+        set.push((Rc::clone(id), Rc::from(session.user_id.as_str())));
+        if let Some(text) = &session.name {
+            set.push((Rc::clone(name), Rc::from(encode_header_text(text))));
+        }
+        if self.config.expose_token {
+            set.push((Rc::clone(token), Rc::from(session.access_token.expose())));
+        }
+        set
     }
 
     /// Builds the edits for a request that goes upstream, with identity when logged in.
     fn forward(&self, request: &Request, session: Option<&Session>) -> Forward {
+        let identity = session.map(|session| self.identity_of(session)).unwrap_or_default();
+        self.forward_with(request, &identity)
+    }
+
+    /// Builds the edits for a request that goes upstream with the given identity headers.
+    fn forward_with(&self, request: &Request, identity: &[(Rc<str>, Rc<str>)]) -> Forward {
         let mut remove: Vec<String> = Vec::new();
-        for (name, _) in request.headers {
-            let identity = self.identity_names.iter().any(|canonical| is_spelling_of(name.as_bytes(), canonical));
-            if identity && !remove.contains(name) {
-                remove.push(name.clone());
+        for (name, _) in request.fields() {
+            let identity = self.identity_names.iter().any(|canonical| is_spelling_of(name, canonical));
+            if identity && !remove.iter().any(|removed| removed.as_bytes() == name) {
+                // Envoy only passes header names that are ASCII tokens, so nothing is lost.
+                remove.push(String::from_utf8_lossy(name).into_owned());
             }
         }
 
-        let mut set = Vec::new();
-        if let Some(session) = session {
-            let headers = &self.config.headers;
-            set.push((headers.email.clone(), session.email.clone()));
-            set.push((headers.id.clone(), session.user_id.clone()));
-            if let Some(name) = &session.name {
-                set.push((headers.name.clone(), encode_header_text(name)));
-            }
-            if self.config.expose_token {
-                set.push((headers.token.clone(), session.access_token.expose().to_string()));
-            }
-        }
+        let set = identity.to_vec();
 
-        let cookie = cookie_header_without(&request.cookie_headers(), |name| self.is_own_cookie(name));
+        let is_own = |name: &[u8]| self.is_own_cookie(name);
+        // One `cookie` header is the usual case, and needs no list of headers.
+        let mut cookie_headers = request.cookie_header_values();
+        let cookie = match (cookie_headers.next(), cookie_headers.next()) {
+            (None, _) => None,
+            (Some(only), None) => cookie_header_without(&[only], is_own),
+            (Some(_), Some(_)) => cookie_header_without(&request.cookie_headers(), is_own),
+        };
         Forward { remove, set, cookie, response_cookies: Vec::new() }
     }
 
@@ -416,8 +449,7 @@ impl Gate {
 
     fn has_cookie(&self, request: &Request, name: &str) -> bool {
         request
-            .cookie_headers()
-            .iter()
+            .cookie_header_values()
             .any(|header| cookie_pairs(header).any(|(cookie, _)| cookie == name.as_bytes()))
     }
 
@@ -436,6 +468,9 @@ fn set_cookie(name: &str, value: &str, max_age_s: u64, https: bool) -> String {
 /// percent-encoded as UTF-8, so a plain ASCII name arrives unchanged and any name can be
 /// recovered with a standard percent-decode.
 pub fn encode_header_text(text: &str) -> String {
+    if text.bytes().all(|byte| (b' '..=b'~').contains(&byte) && byte != b'%') {
+        return text.to_string();
+    }
     const ENCODED: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS.add(b'%');
     percent_encoding::utf8_percent_encode(text, ENCODED).to_string()
 }

@@ -4,18 +4,63 @@
 /// login. A longer one is dropped, not truncated, because a cut path can mean something else.
 pub const MAX_RETURN_PATH_BYTES: usize = 2048;
 
+/// Read access to request header fields, whichever way they are stored: owned, as tests and
+/// pending callouts keep them, or borrowed from the buffer the host returned, as the filter
+/// reads them on every request without allocating a copy of each field.
+pub trait HeaderFields: std::fmt::Debug {
+    /// Returns the number of fields.
+    fn count(&self) -> usize;
+    /// Returns the name and value of the field at `index`.
+    fn field(&self, index: usize) -> Option<(&[u8], &[u8])>;
+    /// Returns the fields as one slice when they are stored that way, so that a scan over
+    /// them makes one dynamic call instead of one per field.
+    fn as_pairs(&self) -> Option<&[(&[u8], &[u8])]> {
+        None
+    }
+}
+
+impl HeaderFields for Vec<(String, Vec<u8>)> {
+    fn count(&self) -> usize {
+        self.len()
+    }
+
+    fn field(&self, index: usize) -> Option<(&[u8], &[u8])> {
+        self.get(index).map(|(name, value)| (name.as_bytes(), value.as_slice()))
+    }
+}
+
+impl HeaderFields for Vec<(&[u8], &[u8])> {
+    fn count(&self) -> usize {
+        self.len()
+    }
+
+    fn field(&self, index: usize) -> Option<(&[u8], &[u8])> {
+        self.get(index).copied()
+    }
+
+    fn as_pairs(&self) -> Option<&[(&[u8], &[u8])]> {
+        Some(self)
+    }
+}
+
 /// The parts of a request the gate reads. Header names are lowercase, as Envoy gives them.
 #[derive(Debug, Clone, Copy)]
 pub struct Request<'a> {
-    pub headers: &'a [(String, Vec<u8>)],
+    pub headers: &'a dyn HeaderFields,
 }
 
 impl<'a> Request<'a> {
+    /// Iterates over the header fields as (name, value) pairs.
+    pub(crate) fn fields(&self) -> impl Iterator<Item = (&'a [u8], &'a [u8])> {
+        let headers = self.headers;
+        let pairs = headers.as_pairs();
+        let indexed = if pairs.is_some() { 0 } else { headers.count() };
+        let from_pairs = pairs.into_iter().flatten().copied();
+        from_pairs.chain((0..indexed).filter_map(move |index| headers.field(index)))
+    }
+
     pub(crate) fn header(&self, name: &str) -> Option<&'a [u8]> {
-        self.headers
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_slice())
+        self.fields().find(|(key, _)| *key == name.as_bytes()).map(|(_, value)| value)
     }
 
     pub(crate) fn method(&self) -> &'a [u8] {
@@ -52,11 +97,12 @@ impl<'a> Request<'a> {
     }
 
     pub(crate) fn cookie_headers(&self) -> Vec<&'a [u8]> {
-        self.headers
-            .iter()
-            .filter(|(name, _)| name == "cookie")
-            .map(|(_, value)| value.as_slice())
-            .collect()
+        self.cookie_header_values().collect()
+    }
+
+    /// Iterates over the values of the `cookie` headers, without collecting them.
+    pub(crate) fn cookie_header_values(&self) -> impl Iterator<Item = &'a [u8]> {
+        self.fields().filter(|(name, _)| *name == b"cookie").map(|(_, value)| value)
     }
 
     /// Decides whether the client is a program that cannot follow a login redirect: any
@@ -114,3 +160,4 @@ pub fn safe_return_path(path_and_query: &[u8]) -> String {
         _ => "/".to_string(),
     }
 }
+

@@ -1,6 +1,7 @@
 //! The session cookie and the login state cookie: their contents, sealing and checks.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, RandomState};
 use std::fmt;
 use std::rc::Rc;
 
@@ -138,42 +139,68 @@ pub struct OpenedSession {
 /// keys; the checks that depend on the time (age, token expiry, refresh) still run on every
 /// request. Only values that opened are stored, so a forged cookie never takes a place. When
 /// the cache is full, the oldest entry makes room.
-#[derive(Default)]
-pub struct SessionCache {
-    entries: HashMap<Rc<[u8]>, Rc<OpenedSession>>,
+///
+/// A sealed value is a bearer credential, so lookups must not leak how much of a stored value
+/// a guess matches: entries are found by a keyed hash, and the stored value is compared in
+/// constant time.
+pub struct SessionCache<T> {
+    /// Hashes with a random key per VM, so a client cannot aim at a given entry.
+    hasher: RandomState,
+    entries: HashMap<u64, CachedSession<T>>,
     /// Keys in the order they were inserted, oldest first.
-    order: VecDeque<Rc<[u8]>>,
+    order: VecDeque<u64>,
+}
+
+/// A cached value and what it opened to: an [`OpenedSession`], or whatever the caller derives
+/// from one.
+struct CachedSession<T> {
+    value: Box<[u8]>,
+    opened: Rc<T>,
 }
 
 /// Entries kept at most per VM. An entry takes about 1 KiB (a sealed value of 300 to 600
 /// bytes and the decoded session), so the cache stays near 1 MiB for each Envoy worker.
 pub const MAX_CACHED_SESSIONS: usize = 1024;
 
-impl fmt::Debug for SessionCache {
+/// Bytes at the end of a sealed value that the cache hashes. They encode the end of the
+/// ciphertext and the Poly1305 tag, which differ between any two sealed values, and hashing
+/// them instead of the whole value keeps lookups cheap.
+const KEY_TAIL_BYTES: usize = 32;
+
+impl<T> Default for SessionCache<T> {
+    fn default() -> Self {
+        SessionCache { hasher: RandomState::new(), entries: HashMap::new(), order: VecDeque::new() }
+    }
+}
+
+impl<T> fmt::Debug for SessionCache<T> {
     /// Shows the number of entries only: sessions carry emails and tokens.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SessionCache").field("entries", &self.entries.len()).finish()
     }
 }
 
-impl SessionCache {
-    /// Returns the session that `value` opened to before, if it is still cached.
-    pub fn get(&self, value: &[u8]) -> Option<Rc<OpenedSession>> {
-        self.entries.get(value).map(Rc::clone)
+impl<T> SessionCache<T> {
+    /// Returns what `value` opened to before, if it is still cached.
+    pub fn get(&self, value: &[u8]) -> Option<Rc<T>> {
+        let cached = self.entries.get(&self.key(value))?;
+        equal_in_constant_time(&cached.value, value).then(|| Rc::clone(&cached.opened))
     }
 
-    /// Stores a session that `value` opened to, evicting the oldest entry when full.
-    pub fn insert(&mut self, value: &[u8], opened: Rc<OpenedSession>) {
-        if self.entries.contains_key(value) {
+    /// Stores what `value` opened to, evicting the oldest entry when full.
+    pub fn insert(&mut self, value: &[u8], opened: Rc<T>) {
+        let key = self.key(value);
+        let cached = CachedSession { value: value.into(), opened };
+        if let Some(existing) = self.entries.get_mut(&key) {
+            *existing = cached;
             return;
         }
         while self.entries.len() >= MAX_CACHED_SESSIONS {
             let Some(oldest) = self.order.pop_front() else { break };
             self.entries.remove(&oldest);
         }
-        let key: Rc<[u8]> = value.into();
-        self.order.push_back(Rc::clone(&key));
-        self.entries.insert(key, opened);
+        self.order.push_back(key);
+        self.entries.insert(key, cached);
     }
 
     pub fn len(&self) -> usize {
@@ -183,6 +210,30 @@ impl SessionCache {
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
+
+    fn key(&self, value: &[u8]) -> u64 {
+        let tail = value.get(value.len().saturating_sub(KEY_TAIL_BYTES)..).unwrap_or(value);
+        self.hasher.hash_one(tail)
+    }
+}
+
+/// Compares two byte strings in time that depends only on their lengths, eight bytes at a
+/// time. `subtle`'s slice comparison works byte by byte and is several times slower here.
+fn equal_in_constant_time(left: &[u8], right: &[u8]) -> bool {
+    if left.len() != right.len() {
+        return false;
+    }
+    let word = |chunk: &[u8]| chunk.try_into().map(u64::from_ne_bytes).unwrap_or(u64::MAX);
+    let mut left_words = left.chunks_exact(8);
+    let mut right_words = right.chunks_exact(8);
+    let mut difference = 0u64;
+    for (left_word, right_word) in left_words.by_ref().zip(right_words.by_ref()) {
+        difference |= word(left_word) ^ word(right_word);
+    }
+    for (left_byte, right_byte) in left_words.remainder().iter().zip(right_words.remainder()) {
+        difference |= u64::from(left_byte ^ right_byte);
+    }
+    std::hint::black_box(difference) == 0
 }
 
 /// A login in progress, sealed in a short-lived cookie of its own so that several tabs can
@@ -375,6 +426,27 @@ mod tests {
         assert!(cache.get(b"v1.9").is_none());
         assert!(cache.get(b"v1.10").is_some());
         assert!(cache.get(format!("v1.{}", MAX_CACHED_SESSIONS + 9).as_bytes()).is_some());
+    }
+
+    #[test]
+    fn cache_matches_whole_values_only() {
+        let opened = Rc::new(OpenedSession { session: session(), by_previous_key: false });
+        let mut cache = SessionCache::default();
+        let value = format!("v1.{}", "x".repeat(300));
+        cache.insert(value.as_bytes(), opened);
+        assert!(cache.get(value.as_bytes()).is_some());
+        let other_start = format!("v1.y{}", "x".repeat(299));
+        assert!(cache.get(other_start.as_bytes()).is_none(), "same tail, other start");
+        assert!(cache.get(&value.as_bytes()[1..]).is_none(), "same tail, shorter");
+    }
+
+    #[test]
+    fn constant_time_comparison_is_exact() {
+        assert!(equal_in_constant_time(b"", b""));
+        assert!(equal_in_constant_time(b"0123456789abcdefXYZ", b"0123456789abcdefXYZ"));
+        assert!(!equal_in_constant_time(b"0123456789abcdefXYZ", b"0123456789abcdefXYz"));
+        assert!(!equal_in_constant_time(b"0123456789abcdefXYZ", b"1123456789abcdefXYZ"));
+        assert!(!equal_in_constant_time(b"abc", b"abcd"));
     }
 
     #[test]

@@ -111,7 +111,8 @@ fn query_param(location: &str, key: &str) -> Option<String> {
 
 /// A request with no headers, for callouts whose flow does not read the request.
 fn blank() -> Request<'static> {
-    Request { headers: &[] }
+    const NO_HEADERS: &Vec<(String, Vec<u8>)> = &Vec::new();
+    Request { headers: NO_HEADERS }
 }
 
 fn json_response(status: u16, body: &str) -> CalloutResponse {
@@ -315,9 +316,9 @@ fn session_passes_with_identity() {
     assert_eq!(
         forward.set,
         vec![
-            ("x-heroku-user-email".to_string(), "ada@example.com".to_string()),
-            ("x-heroku-user-id".to_string(), "user-1".to_string()),
-            ("x-heroku-user-name".to_string(), "Ada Lovelace".to_string()),
+            ("x-heroku-user-email".into(), "ada@example.com".into()),
+            ("x-heroku-user-id".into(), "user-1".into()),
+            ("x-heroku-user-name".into(), "Ada Lovelace".into()),
         ]
     );
     assert_eq!(forward.cookie, Some(Some(b"app=1; other=2".to_vec())));
@@ -328,7 +329,7 @@ fn session_passes_for_api_clients() {
     let gate = gate();
     let session = log_in(&gate);
     let outcome = run(&gate, "POST", "/api", &[("cookie", &session), ("accept", "application/json")]);
-    assert!(forward(outcome).set.iter().any(|(name, _)| name == "x-heroku-user-email"));
+    assert!(forward(outcome).set.iter().any(|(name, _)| &**name == "x-heroku-user-email"));
 }
 
 #[test]
@@ -341,7 +342,7 @@ fn token_exposed_only_when_configured() {
     let gate = self::gate();
     let session = log_in(&gate);
     let hidden = forward(run(&gate, "GET", "/", &[("cookie", &session)]));
-    assert!(!hidden.set.iter().any(|(name, _)| name == "x-heroku-oauth-token"));
+    assert!(!hidden.set.iter().any(|(name, _)| &**name == "x-heroku-oauth-token"));
 }
 
 #[test]
