@@ -134,7 +134,7 @@ fn wants_json_not_html(accept: &[u8]) -> bool {
         let media = parts.next().unwrap_or("").trim();
         let refused = parts.any(|param| {
             let param = param.trim();
-            param.strip_prefix("q=").is_some_and(|q| q.trim().parse::<f32>().is_ok_and(|q| q <= 0.0))
+            param.strip_prefix("q=").is_some_and(|q| is_zero_or_less(q.trim()))
         });
         if refused {
             continue;
@@ -143,6 +143,38 @@ fn wants_json_not_html(accept: &[u8]) -> bool {
         html |= media == "text/html" || media == "application/xhtml+xml";
     }
     json && !html
+}
+
+/// Returns true when `number` is a decimal number (optional sign, digits with an optional
+/// fraction, optional exponent, or an infinity) whose value is zero or less, as a refusing
+/// `q=0`, `q=0.000` or `q=-1` is. Anything that is not such a number returns false.
+///
+/// A small parser instead of `str::parse::<f32>`, whose tables add about 18 KB to the module.
+/// Unlike an `f32`, a tiny positive value such as `1e-50` counts as positive, not as 0.
+fn is_zero_or_less(number: &str) -> bool {
+    let (negative, unsigned) = match number.as_bytes().first() {
+        Some(b'-') => (true, number.get(1..).unwrap_or_default()),
+        Some(b'+') => (false, number.get(1..).unwrap_or_default()),
+        _ => (false, number),
+    };
+    if unsigned.eq_ignore_ascii_case("inf") || unsigned.eq_ignore_ascii_case("infinity") {
+        return negative;
+    }
+    let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
+        Some(at) => (unsigned.get(..at).unwrap_or_default(), unsigned.get(at + 1..)),
+        None => (unsigned, None),
+    };
+    let exponent_valid = exponent.is_none_or(|exponent| {
+        let digits = exponent.strip_prefix(['+', '-']).unwrap_or(exponent);
+        !digits.is_empty() && digits.bytes().all(|byte| byte.is_ascii_digit())
+    });
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let mantissa_valid = !(whole.is_empty() && fraction.is_empty())
+        && whole.bytes().chain(fraction.bytes()).all(|byte| byte.is_ascii_digit());
+    if !(exponent_valid && mantissa_valid) {
+        return false;
+    }
+    negative || whole.bytes().chain(fraction.bytes()).all(|byte| byte == b'0')
 }
 
 /// Returns `path_and_query` when a browser can only resolve it to this origin, else `/`.
@@ -161,3 +193,25 @@ pub fn safe_return_path(path_and_query: &[u8]) -> String {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_qvalues_are_refusals() {
+        for zero in ["0", "0.", "0.000", ".0", "+0", "-0", "-1", "0e5", "0.0E-3", "-inf", "-Infinity"] {
+            assert!(is_zero_or_less(zero), "{zero}");
+        }
+        for other in ["1", "0.001", "0.5", "1e-50", "inf", "", ".", "-", "q", "0x0", "nan", "0e", "1.2.3", " 0"] {
+            assert!(!is_zero_or_less(other), "{other:?}");
+        }
+    }
+
+    #[test]
+    fn refused_json_does_not_count() {
+        assert!(!wants_json_not_html(b"application/json;q=0, text/plain"));
+        assert!(wants_json_not_html(b"application/json;q=0.1"));
+        assert!(!wants_json_not_html(b"application/json, text/html;q=0.9"));
+        assert!(wants_json_not_html(b"application/json, text/html;q=0"));
+    }
+}
