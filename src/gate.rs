@@ -242,8 +242,11 @@ impl Gate {
         }
 
         // Skip rules see the path without its query, so `?x=/healthz` cannot widen them.
-        let path_text = String::from_utf8_lossy(path);
-        if self.config.skip_paths.iter().any(|pattern| pattern.matches(&path_text)) {
+        let skip = !self.config.skip_paths.is_empty() && {
+            let path_text = String::from_utf8_lossy(path);
+            self.config.skip_paths.iter().any(|pattern| pattern.matches(&path_text))
+        };
+        if skip {
             return Outcome::new(Step::Forward(self.forward(request, None)));
         }
 
@@ -336,7 +339,9 @@ impl Gate {
     /// Matches a route path exactly, with or without its trailing slash, so a callback URL
     /// registered at Heroku without the slash still works.
     fn is_route(&self, path: &[u8], route: &str) -> bool {
-        path == route.as_bytes() || path == route.trim_end_matches('/').as_bytes()
+        let route = route.as_bytes();
+        let without_slashes = route.iter().rposition(|byte| *byte != b'/').map_or(0, |at| at + 1);
+        path == route || Some(path) == route.get(..without_slashes)
     }
 
     /// Finds a valid session among the session cookies, with its sealed value. Returns

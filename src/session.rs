@@ -1,7 +1,7 @@
 //! The session cookie and the login state cookie: their contents, sealing and checks.
 
 use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasher, RandomState};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::fmt;
 use std::rc::Rc;
 
@@ -146,9 +146,31 @@ pub struct OpenedSession {
 pub struct SessionCache<T> {
     /// Hashes with a random key per VM, so a client cannot aim at a given entry.
     hasher: RandomState,
-    entries: HashMap<u64, CachedSession<T>>,
+    entries: HashMap<u64, CachedSession<T>, BuildHasherDefault<KeyIsHash>>,
     /// Keys in the order they were inserted, oldest first.
     order: VecDeque<u64>,
+}
+
+/// Hashes a cache key, which is already a keyed hash of the value, by passing it through, so
+/// that a lookup hashes the value once instead of twice.
+#[derive(Default)]
+struct KeyIsHash(u64);
+
+impl Hasher for KeyIsHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used for the `u64` keys; fold anything else in all the same.
+        for byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value;
+    }
 }
 
 /// A cached value and what it opened to: an [`OpenedSession`], or whatever the caller derives
@@ -169,7 +191,7 @@ const KEY_TAIL_BYTES: usize = 32;
 
 impl<T> Default for SessionCache<T> {
     fn default() -> Self {
-        SessionCache { hasher: RandomState::new(), entries: HashMap::new(), order: VecDeque::new() }
+        SessionCache { hasher: RandomState::new(), entries: HashMap::default(), order: VecDeque::new() }
     }
 }
 
