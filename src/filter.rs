@@ -3,6 +3,7 @@
 //! Nothing here decides anything. Two SDK traps shape the code: a request header read after
 //! the request continued panics (so every header is read once, up front), and the
 //! `String` header getters panic on non-UTF-8 bytes (so only the `_bytes` getters are used).
+//! The request headers are read as raw bytes by `request_header_map`.
 
 use std::rc::Rc;
 use std::time::UNIX_EPOCH;

@@ -408,7 +408,7 @@ impl Gate {
         for (name, _) in request.fields() {
             let identity = self.identity_names.iter().any(|canonical| is_spelling_of(name, canonical));
             if identity && !remove.iter().any(|removed| removed.as_bytes() == name) {
-                // Envoy only passes header names that are ASCII tokens, so nothing is lost.
+                // A name that matched spells an ASCII identity name, so it is ASCII itself.
                 remove.push(String::from_utf8_lossy(name).into_owned());
             }
         }

@@ -64,7 +64,7 @@ fn split_at_semicolons(header: &[u8]) -> impl Iterator<Item = &[u8]> {
 
 /// Returns the index of the first `needle` in `haystack`. Whole 8-byte words are tested with
 /// the classic "has zero byte" bit trick on `word ^ needle * 0x01..01`, which wasm runs as
-/// single 64-bit operations; the word with a match and the tail are searched byte by byte.
+/// single 64-bit operations. The word with a match and the tail are searched byte by byte.
 fn find_byte(needle: u8, haystack: &[u8]) -> Option<usize> {
     const LOW_BITS: u64 = 0x0101_0101_0101_0101;
     const HIGH_BITS: u64 = 0x8080_8080_8080_8080;

@@ -4,9 +4,9 @@
 /// login. A longer one is dropped, not truncated, because a cut path can mean something else.
 pub const MAX_RETURN_PATH_BYTES: usize = 2048;
 
-/// Read access to request header fields, whichever way they are stored: owned, as tests and
-/// pending callouts keep them, or borrowed from the buffer the host returned, as the filter
-/// reads them on every request without allocating a copy of each field.
+/// Read access to request header fields, whichever way they are stored. Tests and pending
+/// callouts keep owned fields. On every request, the filter borrows them from the buffer the
+/// host returned, so that no field is copied into an allocation of its own.
 pub trait HeaderFields: std::fmt::Debug {
     /// Returns the number of fields.
     fn count(&self) -> usize;

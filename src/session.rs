@@ -135,9 +135,9 @@ pub struct OpenedSession {
 /// Sessions recently opened in this VM, by sealed cookie value, so that a browser's later
 /// requests skip the decryption and decoding.
 ///
-/// An entry holds what [`Session::unseal`] returned, which depends only on the value and the
-/// keys; the checks that depend on the time (age, token expiry, refresh) still run on every
-/// request. Only values that opened are stored, so a forged cookie never takes a place. When
+/// An entry contains what [`Session::unseal`] returned, which depends only on the value and
+/// the keys. The checks that depend on the time (age, token expiry, refresh) still run on
+/// every request. Only values that opened are stored, so a forged cookie never takes a place. When
 /// the cache is full, the oldest entry makes room.
 ///
 /// A sealed value is a bearer credential, so lookups must not leak how much of a stored value
