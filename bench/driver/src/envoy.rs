@@ -17,10 +17,10 @@ const SECRET_KEY: &str = "bench-secret-key-0123456789abcdef0123456789";
 /// Callback and sign-out paths of Envoy's oauth2 filter in the benchmark.
 pub const OAUTH2_CALLBACK_PATH: &str = "/oauth2/callback";
 
-/// How long Envoy may take to answer its first request.
+/// Maximum time from starting Envoy to its first HTTP response.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// What runs in front of the `direct_response` route.
+/// The HTTP filter in front of the `direct_response` route.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Filter {
     /// No HTTP filter but the router.
@@ -66,7 +66,7 @@ pub struct Artifacts {
     pub floor_wasm: PathBuf,
     /// The build that `Filter::Compare` runs.
     pub compare_wasm: Option<PathBuf>,
-    /// Where each Envoy run keeps its bootstrap and log.
+    /// Folder for each Envoy run's bootstrap and log.
     pub work_dir: PathBuf,
 }
 
@@ -81,7 +81,7 @@ pub struct Envoy {
 
 impl Envoy {
     /// Starts Envoy with `filter` in front of a `direct_response` route, on one worker
-    /// thread, pinned to `cpu` when given. Returns once the listener answers HTTP.
+    /// thread, pinned to `cpu` when given. Returns once the listener serves HTTP.
     pub fn start(
         artifacts: &Artifacts,
         filter: Filter,
@@ -130,8 +130,9 @@ impl Envoy {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// Polls the listener until any HTTP response comes back; a filter whose plugin is still
-    /// loading holds the listener back, so this time includes loading the plugin.
+    /// Polls the listener until any HTTP response comes back. Envoy starts serving once its
+    /// configuration is in place, which includes creating the plugin's VMs, so this time
+    /// includes loading the plugin.
     fn wait_until_serving(&mut self, started: Instant) -> Result<Duration, String> {
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -272,8 +273,9 @@ fn oauth2_filter(standin_port: u16) -> String {
     )
 }
 
-/// A cluster on the stand-in. One request per upstream connection, as in the end-to-end
-/// tests: the stand-in's tiny_http threads wait on idle keep-alive connections.
+/// Renders a cluster on the stand-in, with one request per upstream connection as in the
+/// end-to-end tests, because the stand-in's tiny_http threads wait on idle keep-alive
+/// connections.
 fn cluster_yaml(name: &str, port: u16) -> String {
     format!(
         "name: {name}\n    type: STATIC\n    connect_timeout: 1s\n    typed_extension_protocol_options:\n      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:\n        \"@type\": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions\n        common_http_protocol_options: {{max_requests_per_connection: 1}}\n        explicit_http_config: {{http_protocol_options: {{}}}}\n    load_assignment:\n      cluster_name: {name}\n      endpoints: [{{lb_endpoints: [{{endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}}}}}]}}]"

@@ -1,4 +1,4 @@
-//! One h2load run against Envoy, and what its summary says.
+//! One h2load run against Envoy, and the numbers in its summary.
 
 use std::process::{Command, Stdio};
 use std::thread;
@@ -36,14 +36,14 @@ pub struct Shape {
     pub timeout: Duration,
 }
 
-/// What one h2load run measured.
+/// The result of one h2load run.
 #[derive(Clone, Copy, Debug)]
 pub struct Measured {
     pub requests_per_second: f64,
 }
 
 /// Runs h2load against `url` with `cookie_header`, pinned to `cpu` when given. Returns an
-/// error unless every request was answered with a 2xx status.
+/// error unless every response had a 2xx status.
 pub fn run(url: &str, cookie_header: &str, protocol: Protocol, shape: &Shape, cpu: Option<usize>) -> Result<Measured, String> {
     let mut command = match cpu {
         Some(cpu) => {

@@ -1,5 +1,5 @@
-//! Logging in through Envoy against the Heroku stand-in, the way a browser does, to get
-//! the session cookies that the load then sends; and timing the login's callback.
+//! Logins through Envoy against the Heroku stand-in, made the way a browser makes them. They
+//! supply the session cookies that the load sends, and the timing of the login's callback.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -76,7 +76,7 @@ pub struct Login {
 }
 
 /// Logs in through Envoy at `base_url` and checks that the session then reaches the app.
-/// `callback_path` tells the callback request apart from the other redirects.
+/// `callback_path` identifies the callback request among the redirects.
 pub fn log_in(base_url: &str, callback_path: &str) -> Result<Login, String> {
     let mut browser = Browser::new();
     if let Some((name, value)) = APP_COOKIE.split_once('=') {
@@ -107,7 +107,7 @@ pub fn log_in(base_url: &str, callback_path: &str) -> Result<Login, String> {
     Err(format!("the login took more than {MAX_REDIRECTS} redirects"))
 }
 
-/// Returns true when `base_url` answers HTTP at all, whatever the status.
+/// Returns true when `base_url` returns any HTTP response, whatever the status.
 pub fn any_response(base_url: &str) -> bool {
     let agent = ureq::AgentBuilder::new().redirects(0).timeout(Duration::from_secs(2)).build();
     match agent.get(&format!("{base_url}/")).call() {

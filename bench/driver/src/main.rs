@@ -3,7 +3,7 @@
 //! Envoy 1.40 runs with one worker and a `direct_response` route, so the upstream costs
 //! nothing, in four configurations: no filter, a trivial proxy-wasm filter (the floor),
 //! heroku-bouncer with a valid session, and Envoy's native oauth2 filter with a valid session.
-//! Each round starts every configuration in turn and keeps them running; then several passes
+//! Each round starts every configuration in turn and keeps them running. Then several passes
 //! load each one with h2load over HTTP/1.1 and HTTP/2, in an order that rotates from pass to
 //! pass. Short loads that alternate between the configurations share whatever else the machine
 //! is doing at the time. The report gives medians over passes and the throughput ratios of
@@ -96,7 +96,7 @@ fn number(args: &mut impl Iterator<Item = String>, flag: &str) -> Result<u64, St
     text.parse().map_err(|_| format!("{flag} needs a whole number, not {text:?}"))
 }
 
-/// Where the two processes run: Envoy on one core, h2load on the other.
+/// CPU placement: Envoy on one core, h2load on the other.
 struct Pinning {
     envoy: Option<usize>,
     load: Option<usize>,
@@ -104,7 +104,7 @@ struct Pinning {
 
 impl Pinning {
     /// Pins Envoy to CPU 0 and h2load to CPU 1 when the machine has two CPUs and `taskset`
-    /// works; otherwise runs both unpinned and says so.
+    /// works. Otherwise both run unpinned, and a note is printed.
     fn detect() -> Pinning {
         let cpus = std::thread::available_parallelism().map(|count| count.get()).unwrap_or(1);
         let taskset_works = Command::new("taskset")
