@@ -15,7 +15,7 @@ LISTEN_PORT := 10000
 STANDIN_PORT := 9292
 APP_PORT := 8080
 
-.PHONY: all build wasm-target envoy test unit e2e lint run screenshots fuzz soak clean help
+.PHONY: all build wasm-target envoy test unit e2e lint run screenshots fuzz soak bench clean help
 .PHONY: apps e2e-deploy
 
 # Django and Flask for tests/integrations.rs, in a venv of their own.
@@ -32,6 +32,8 @@ help:
 	@echo "make screenshots  update docs/screenshots/ from the browser tests"
 	@echo "make fuzz   every fuzz target for FUZZ_SECONDS (default 60) each"
 	@echo "make soak   a million mixed requests through Envoy, then checks its wasm stats"
+	@echo "make bench  throughput against no filter, a trivial wasm filter and Envoy's oauth2"
+	@echo "            (several minutes; BENCH_ARGS=\"--rounds 3\" passes options; see docs/benchmarks.md)"
 
 wasm-target:
 	@rustup target list --installed | grep -qx '$(WASM_TARGET)' || rustup target add $(WASM_TARGET)
@@ -93,6 +95,15 @@ fuzz:
 soak: build envoy
 	@command -v h2load >/dev/null || { apt-get update -qq && apt-get install -y -qq nghttp2-client; }
 	cargo test -p heroku-bouncer --test soak -- --ignored --nocapture
+
+# Not part of `make test` or CI: it loads Envoy on both cores for several minutes. h2load
+# comes from Debian's nghttp2-client.
+BENCH_ARGS ?=
+bench: build envoy
+	cargo build --release --target $(WASM_TARGET) -p bench-floor
+	cargo build --release -p bench-driver
+	@command -v h2load >/dev/null || { apt-get update && apt-get install -y nghttp2-client; }
+	target/release/bouncer-bench $(BENCH_ARGS)
 
 # Without HEROKU_OAUTH_ID: the stand-in plays Heroku on 127.0.0.1:$(STANDIN_PORT) with a
 # consent page that lets you log in as any email. With HEROKU_OAUTH_ID, HEROKU_OAUTH_SECRET

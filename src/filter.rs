@@ -3,6 +3,7 @@
 //! Nothing here decides anything. Two SDK traps shape the code: a request header read after
 //! the request continued panics (so every header is read once, up front), and the
 //! `String` header getters panic on non-UTF-8 bytes (so only the `_bytes` getters are used).
+//! The request headers are read as raw bytes by `request_header_map`.
 
 use std::rc::Rc;
 use std::time::UNIX_EPOCH;
@@ -289,7 +290,7 @@ impl Stream {
             self.remove_http_request_header(name);
         }
         for (name, value) in &forward.set {
-            self.set_http_request_header(name, Some(value));
+            self.set_http_request_header(name, Some(&**value));
         }
         if let Some(cookie) = &forward.cookie {
             self.set_http_request_header_bytes("cookie", cookie.as_deref());
@@ -356,11 +357,15 @@ impl Context for Stream {
 
 impl HttpContext for Stream {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        let headers = self.get_http_request_headers_bytes();
+        let serialized = request_header_map::read();
+        let fields = request_header_map::fields(&serialized);
         let now = self.now();
-        let outcome = self.gate.on_request(&Request { headers: &headers }, now, &mut HostRandom);
+        let outcome = self.gate.on_request(&Request { headers: &fields }, now, &mut HostRandom);
         if let Step::Callout(..) = outcome.step {
-            self.request_headers = headers;
+            self.request_headers = fields
+                .iter()
+                .map(|(name, value)| (String::from_utf8_lossy(name).into_owned(), value.to_vec()))
+                .collect();
         }
         self.apply(outcome)
     }
@@ -371,5 +376,107 @@ impl HttpContext for Stream {
             self.add_http_response_header("set-cookie", &cookie);
         }
         Action::Continue
+    }
+}
+
+/// Reads the request headers in one host call and borrows every field from the returned
+/// buffer. The SDK's `get_http_request_headers_bytes` copies each name and value into its own
+/// allocation, two per field on every request; this saves those allocations.
+mod request_header_map {
+    use std::ptr::null_mut;
+
+    use proxy_wasm::types::{MapType, Status};
+
+    // The same import that the SDK's `get_map_bytes` calls.
+    #[link(wasm_import_module = "env")]
+    extern "C" {
+        fn proxy_get_header_map_pairs(map_type: MapType, return_data: *mut *mut u8, return_size: *mut usize) -> Status;
+    }
+
+    /// Returns the request header map as the host serializes it, or an empty buffer when the
+    /// host has none to give (for example after the request went on).
+    pub fn read() -> Vec<u8> {
+        let mut data: *mut u8 = null_mut();
+        let mut size: usize = 0;
+        // SAFETY: the host writes a pointer and a size into the two out-parameters. The
+        // pointer comes from the SDK's `proxy_on_memory_allocate`, a leaked `Box<[u8]>` of
+        // exactly `size` bytes, so it is owned here and is rebuilt as a `Vec` with that
+        // length and capacity, as the SDK's own `get_map_bytes` does.
+        unsafe {
+            match proxy_get_header_map_pairs(MapType::HttpRequestHeaders, &mut data, &mut size) {
+                Status::Ok if !data.is_null() => Vec::from_raw_parts(data, size, size),
+                _ => Vec::new(),
+            }
+        }
+    }
+
+    /// Splits a serialized header map into (name, value) pairs that borrow from it. The
+    /// format is a little-endian `u32` count, then a `u32` name length and a `u32` value
+    /// length per field, then each name and value followed by a NUL byte. A malformed buffer
+    /// yields the fields before the fault, so the gate sees fewer headers and fails closed.
+    pub fn fields(serialized: &[u8]) -> Vec<(&[u8], &[u8])> {
+        let read_u32 = |at: usize| {
+            let bytes = serialized.get(at..at.checked_add(4)?)?;
+            bytes.try_into().ok().map(u32::from_le_bytes).map(|value| value as usize)
+        };
+        let Some(count) = read_u32(0) else { return Vec::new() };
+        let Some(mut data) = count.checked_mul(8).and_then(|sizes| sizes.checked_add(4)) else {
+            return Vec::new();
+        };
+        let mut fields = Vec::with_capacity(count.min(serialized.len() / 10));
+        for index in 0..count {
+            let sizes = 4 + index * 8;
+            let (Some(name_size), Some(value_size)) = (read_u32(sizes), read_u32(sizes + 4)) else { break };
+            let Some(name) = take(serialized, &mut data, name_size) else { break };
+            let Some(value) = take(serialized, &mut data, value_size) else { break };
+            fields.push((name, value));
+        }
+        fields
+    }
+
+    /// Returns `size` bytes at `*at` and moves `*at` past them and their NUL terminator.
+    fn take<'a>(serialized: &'a [u8], at: &mut usize, size: usize) -> Option<&'a [u8]> {
+        let end = at.checked_add(size)?;
+        let bytes = serialized.get(*at..end)?;
+        *at = end.checked_add(1)?;
+        Some(bytes)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        fn serialize(fields: &[(&str, &str)]) -> Vec<u8> {
+            let mut bytes = (fields.len() as u32).to_le_bytes().to_vec();
+            for (name, value) in fields {
+                bytes.extend_from_slice(&(name.len() as u32).to_le_bytes());
+                bytes.extend_from_slice(&(value.len() as u32).to_le_bytes());
+            }
+            for (name, value) in fields {
+                bytes.extend_from_slice(name.as_bytes());
+                bytes.push(0);
+                bytes.extend_from_slice(value.as_bytes());
+                bytes.push(0);
+            }
+            bytes
+        }
+
+        #[test]
+        fn serialized_map_is_split_into_fields() {
+            let bytes = serialize(&[(":path", "/a"), ("cookie", "a=1; b=2"), ("x-empty", "")]);
+            let expected: Vec<(&[u8], &[u8])> =
+                vec![(b":path", b"/a"), (b"cookie", b"a=1; b=2"), (b"x-empty", b"")];
+            assert_eq!(fields(&bytes), expected);
+        }
+
+        #[test]
+        fn malformed_map_keeps_complete_fields() {
+            let bytes = serialize(&[(":path", "/a"), ("cookie", "a=1")]);
+            let cut = &bytes[..bytes.len() - 3];
+            let expected: Vec<(&[u8], &[u8])> = vec![(b":path", b"/a")];
+            assert_eq!(fields(cut), expected);
+            assert!(fields(&[]).is_empty());
+            assert!(fields(&[0xff, 0xff, 0xff, 0xff]).is_empty());
+        }
     }
 }

@@ -6,15 +6,16 @@
 
 use std::cell::RefCell;
 use std::fmt;
+use std::rc::Rc;
 
 use crate::config::Config;
-use crate::headers::{canonical_name, cookie_header_without, cookie_pairs};
+use crate::headers::{canonical_name, cookie_header_without, cookie_pairs, is_spelling_of};
 use crate::heroku::{self, Callout};
 use crate::pages::{self, Notice, Pages};
 use crate::paths;
 use crate::refresh::{session_key, Lookup, RefreshTable};
 use crate::seal::{Sealer, SEAL_RANDOM_BYTES};
-use crate::session::{self, OpenedSession, Session};
+use crate::session::{self, OpenedSession, Session, SessionCache, SessionError};
 
 pub use crate::request::{safe_return_path, Request, MAX_RETURN_PATH_BYTES};
 pub use login::Login;
@@ -46,8 +47,9 @@ pub struct RandomUnavailable;
 pub struct Forward {
     /// Header names, as the client spelled them, to remove.
     pub remove: Vec<String>,
-    /// Identity headers to set.
-    pub set: Vec<(String, String)>,
+    /// Identity headers to set. Shared strings, so that a cached session's headers are
+    /// handed out without copying.
+    pub set: Vec<(Rc<str>, Rc<str>)>,
     /// The new `cookie` header: `None` leaves it alone, `Some(None)` removes it.
     pub cookie: Option<Option<Vec<u8>>>,
     /// `Set-Cookie` values to add to the upstream response: a refreshed or re-sealed
@@ -58,7 +60,7 @@ pub struct Forward {
 impl fmt::Debug for Forward {
     /// Shows header names only: the values include the token when `expose_token` is on.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let set: Vec<&str> = self.set.iter().map(|(name, _)| name.as_str()).collect();
+        let set: Vec<&str> = self.set.iter().map(|(name, _)| &**name).collect();
         f.debug_struct("Forward")
             .field("remove", &self.remove)
             .field("set", &set)
@@ -156,6 +158,14 @@ impl Outcome {
     }
 }
 
+/// A session cookie value that opened, with the identity headers its session yields, as the
+/// VM's session cache keeps it.
+#[derive(Debug)]
+struct OpenedCookie {
+    opened: OpenedSession,
+    identity: Vec<(Rc<str>, Rc<str>)>,
+}
+
 /// The login gate for one plugin configuration, in one VM.
 #[derive(Debug)]
 pub struct Gate {
@@ -166,6 +176,13 @@ pub struct Gate {
     /// Refreshes in flight in this VM. A `RefCell` because the gate is shared by the VM's
     /// streams, which Envoy runs one callback at a time.
     refreshes: RefCell<RefreshTable>,
+    /// Session cookie values that opened in this VM, shared like `refreshes`.
+    sessions: RefCell<SessionCache<OpenedCookie>>,
+    /// The configured identity header names: email, id, name and token.
+    identity_header_names: [Rc<str>; 4],
+    /// The identity header names as `canonical_name` spells them, for finding client-sent
+    /// spellings without allocating.
+    identity_names: [Vec<u8>; 4],
 }
 
 impl Gate {
@@ -173,7 +190,18 @@ impl Gate {
         let sealer = Sealer::with_previous(&config.secret_key, &config.previous_secret_keys);
         let state_prefix = session::state_cookie_prefix(&config.cookie_name);
         let logged_out_marker = format!("{}-logged-out", config.cookie_name);
-        Gate { config, sealer, state_prefix, logged_out_marker, refreshes: RefCell::default() }
+        let identity_names = config.headers.all().map(|name| canonical_name(name.as_bytes()));
+        let identity_header_names = config.headers.all().map(Rc::from);
+        Gate {
+            identity_names,
+            identity_header_names,
+            config,
+            sealer,
+            state_prefix,
+            logged_out_marker,
+            refreshes: RefCell::default(),
+            sessions: RefCell::default(),
+        }
     }
 
     pub fn config(&self) -> &Config {
@@ -216,14 +244,17 @@ impl Gate {
 
         // Skip rules see the path without its query, so `?x=/healthz` cannot widen them,
         // and never a path that an app could resolve elsewhere (`/public/..%2Fadmin`).
-        let path_text = String::from_utf8_lossy(path);
-        if paths::is_unambiguous(path) && self.config.skip_paths.iter().any(|pattern| pattern.matches(&path_text)) {
+        let skip = !self.config.skip_paths.is_empty() && paths::is_unambiguous(path) && {
+            let path_text = String::from_utf8_lossy(path);
+            self.config.skip_paths.iter().any(|pattern| pattern.matches(&path_text))
+        };
+        if skip {
             return Outcome::new(Step::Forward(self.forward(request, None)));
         }
 
         let mut events = Vec::new();
         match self.find_session(request, now) {
-            Ok((opened, sealed)) => match self.use_session(request, opened, &sealed, now, random) {
+            Ok((opened, sealed)) => match self.use_session(request, &opened, sealed, now, random) {
                 Ok(outcome) => return outcome,
                 Err(reason) => events.push(Event::SessionInvalid { reason }),
             },
@@ -261,12 +292,12 @@ impl Gate {
     fn use_session(
         &self,
         request: &Request,
-        opened: OpenedSession,
+        cookie: &OpenedCookie,
         sealed: &[u8],
         now: u64,
         random: &mut dyn Random,
     ) -> Result<Outcome, String> {
-        let OpenedSession { session, by_previous_key } = opened;
+        let OpenedSession { session, by_previous_key } = &cookie.opened;
         let can_refresh = self.config.refresh && session.refresh_token.is_some();
         let refresh_due = now.saturating_add(self.config.refresh_margin_s) >= session.expires_at;
 
@@ -274,10 +305,10 @@ impl Gate {
             if session.token_expired(now) {
                 return Err("access token expired and there is no refresh token to renew it".to_string());
             }
-            let mut forward = self.forward(request, Some(&session));
+            let mut forward = self.forward_with(request, &cookie.identity);
             // If an old key sealed the cookie, seal it again with the current one.
-            if by_previous_key {
-                forward.response_cookies.extend(self.session_cookie(&session, request.is_https(), now, random));
+            if *by_previous_key {
+                forward.response_cookies.extend(self.session_cookie(session, request.is_https(), now, random));
             }
             return Ok(Outcome::new(Step::Forward(forward)));
         }
@@ -296,13 +327,13 @@ impl Gate {
             // Another request of this browser is refreshing; this one goes on with the old
             // token while it is still valid.
             Lookup::InFlight if !session.token_expired(now) => {
-                Ok(Outcome::new(Step::Forward(self.forward(request, Some(&session)))))
+                Ok(Outcome::new(Step::Forward(self.forward_with(request, &cookie.identity))))
             }
             Lookup::InFlight | Lookup::Unknown => {
                 if let Ok(mut table) = self.refreshes.try_borrow_mut() {
                     table.start(key, now);
                 }
-                Ok(self.start_refresh(request, session, key))
+                Ok(self.start_refresh(request, session.clone(), key))
             }
         }
     }
@@ -310,20 +341,21 @@ impl Gate {
     /// Matches a route path exactly, with or without its trailing slash, so a callback URL
     /// registered at Heroku without the slash still works.
     fn is_route(&self, path: &[u8], route: &str) -> bool {
-        path == route.as_bytes() || path == route.trim_end_matches('/').as_bytes()
+        let route = route.as_bytes();
+        let without_slashes = route.iter().rposition(|byte| *byte != b'/').map_or(0, |at| at + 1);
+        path == route || Some(path) == route.get(..without_slashes)
     }
 
     /// Finds a valid session among the session cookies, with its sealed value. Returns
     /// `Err(None)` when there is no session cookie and `Err(Some(reason))` when every one
     /// was invalid.
-    fn find_session(&self, request: &Request, now: u64) -> Result<(OpenedSession, Vec<u8>), Option<String>> {
+    fn find_session<'r>(&self, request: &Request<'r>, now: u64) -> Result<(Rc<OpenedCookie>, &'r [u8]), Option<String>> {
         let name = self.config.cookie_name.as_bytes();
         let mut last_error = None;
-        for header in request.cookie_headers() {
+        for header in request.cookie_header_values() {
             for (_, value) in cookie_pairs(header).filter(|(cookie, _)| *cookie == name) {
-                let max_age = self.config.session_max_age_s;
-                match Session::open(&self.sealer, &self.config.cookie_name, value, now, max_age) {
-                    Ok(opened) => return Ok((opened, value.to_vec())),
+                match self.open_session(value, now) {
+                    Ok(opened) => return Ok((opened, value)),
                     Err(error) => last_error = Some(error.to_string()),
                 }
             }
@@ -331,31 +363,68 @@ impl Gate {
         Err(last_error)
     }
 
+    /// Opens a session cookie value, from the VM's cache when this value opened before, and
+    /// checks the session's age at `now` either way.
+    fn open_session(&self, value: &[u8], now: u64) -> Result<Rc<OpenedCookie>, SessionError> {
+        let cached = self.sessions.try_borrow().ok().and_then(|cache| cache.get(value));
+        let cookie = match cached {
+            Some(cookie) => cookie,
+            None => {
+                let opened = Session::unseal(&self.sealer, &self.config.cookie_name, value)?;
+                let identity = self.identity_of(&opened.session);
+                let cookie = Rc::new(OpenedCookie { opened, identity });
+                if let Ok(mut cache) = self.sessions.try_borrow_mut() {
+                    cache.insert(value, Rc::clone(&cookie));
+                }
+                cookie
+            }
+        };
+        cookie.opened.session.check_age(now, self.config.session_max_age_s)?;
+        Ok(cookie)
+    }
+
+    /// Returns the identity headers to set for `session`.
+    fn identity_of(&self, session: &Session) -> Vec<(Rc<str>, Rc<str>)> {
+        let [email, id, name, token] = &self.identity_header_names;
+        let mut set = Vec::with_capacity(4);
+        set.push((Rc::clone(email), Rc::from(session.email.as_str())));
+        set.push((Rc::clone(id), Rc::from(session.user_id.as_str())));
+        if let Some(text) = &session.name {
+            set.push((Rc::clone(name), Rc::from(encode_header_text(text))));
+        }
+        if self.config.expose_token {
+            set.push((Rc::clone(token), Rc::from(session.access_token.expose())));
+        }
+        set
+    }
+
     /// Builds the edits for a request that goes upstream, with identity when logged in.
     fn forward(&self, request: &Request, session: Option<&Session>) -> Forward {
-        let identity = self.config.headers.all().map(|name| canonical_name(name.as_bytes()));
+        let identity = session.map(|session| self.identity_of(session)).unwrap_or_default();
+        self.forward_with(request, &identity)
+    }
+
+    /// Builds the edits for a request that goes upstream with the given identity headers.
+    fn forward_with(&self, request: &Request, identity: &[(Rc<str>, Rc<str>)]) -> Forward {
         let mut remove: Vec<String> = Vec::new();
-        for (name, _) in request.headers {
-            let spelled = canonical_name(name.as_bytes());
-            if identity.contains(&spelled) && !remove.contains(name) {
-                remove.push(name.clone());
+        for (name, _) in request.fields() {
+            let identity = self.identity_names.iter().any(|canonical| is_spelling_of(name, canonical));
+            if identity && !remove.iter().any(|removed| removed.as_bytes() == name) {
+                // A name that matched spells an ASCII identity name, so it is ASCII itself.
+                remove.push(String::from_utf8_lossy(name).into_owned());
             }
         }
 
-        let mut set = Vec::new();
-        if let Some(session) = session {
-            let headers = &self.config.headers;
-            set.push((headers.email.clone(), session.email.clone()));
-            set.push((headers.id.clone(), session.user_id.clone()));
-            if let Some(name) = &session.name {
-                set.push((headers.name.clone(), encode_header_text(name)));
-            }
-            if self.config.expose_token {
-                set.push((headers.token.clone(), session.access_token.expose().to_string()));
-            }
-        }
+        let set = identity.to_vec();
 
-        let cookie = cookie_header_without(&request.cookie_headers(), |name| self.is_own_cookie(name));
+        let is_own = |name: &[u8]| self.is_own_cookie(name);
+        // One `cookie` header is the usual case, and needs no list of headers.
+        let mut cookie_headers = request.cookie_header_values();
+        let cookie = match (cookie_headers.next(), cookie_headers.next()) {
+            (None, _) => None,
+            (Some(only), None) => cookie_header_without(&[only], is_own),
+            (Some(_), Some(_)) => cookie_header_without(&request.cookie_headers(), is_own),
+        };
         Forward { remove, set, cookie, response_cookies: Vec::new() }
     }
 
@@ -387,8 +456,7 @@ impl Gate {
 
     fn has_cookie(&self, request: &Request, name: &str) -> bool {
         request
-            .cookie_headers()
-            .iter()
+            .cookie_header_values()
             .any(|header| cookie_pairs(header).any(|(cookie, _)| cookie == name.as_bytes()))
     }
 
@@ -407,6 +475,9 @@ fn set_cookie(name: &str, value: &str, max_age_s: u64, https: bool) -> String {
 /// percent-encoded as UTF-8, so a plain ASCII name arrives unchanged and any name can be
 /// recovered with a standard percent-decode.
 pub fn encode_header_text(text: &str) -> String {
+    if text.bytes().all(|byte| (b' '..=b'~').contains(&byte) && byte != b'%') {
+        return text.to_string();
+    }
     const ENCODED: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS.add(b'%');
     percent_encoding::utf8_percent_encode(text, ENCODED).to_string()
 }

@@ -4,18 +4,63 @@
 /// login. A longer one is dropped, not truncated, because a cut path can mean something else.
 pub const MAX_RETURN_PATH_BYTES: usize = 2048;
 
+/// Read access to request header fields, whichever way they are stored. Tests and pending
+/// callouts keep owned fields. On every request, the filter borrows them from the buffer the
+/// host returned, so that no field is copied into an allocation of its own.
+pub trait HeaderFields: std::fmt::Debug {
+    /// Returns the number of fields.
+    fn count(&self) -> usize;
+    /// Returns the name and value of the field at `index`.
+    fn field(&self, index: usize) -> Option<(&[u8], &[u8])>;
+    /// Returns the fields as one slice when they are stored that way, so that a scan over
+    /// them makes one dynamic call instead of one per field.
+    fn as_pairs(&self) -> Option<&[(&[u8], &[u8])]> {
+        None
+    }
+}
+
+impl HeaderFields for Vec<(String, Vec<u8>)> {
+    fn count(&self) -> usize {
+        self.len()
+    }
+
+    fn field(&self, index: usize) -> Option<(&[u8], &[u8])> {
+        self.get(index).map(|(name, value)| (name.as_bytes(), value.as_slice()))
+    }
+}
+
+impl HeaderFields for Vec<(&[u8], &[u8])> {
+    fn count(&self) -> usize {
+        self.len()
+    }
+
+    fn field(&self, index: usize) -> Option<(&[u8], &[u8])> {
+        self.get(index).copied()
+    }
+
+    fn as_pairs(&self) -> Option<&[(&[u8], &[u8])]> {
+        Some(self)
+    }
+}
+
 /// The parts of a request the gate reads. Header names are lowercase, as Envoy gives them.
 #[derive(Debug, Clone, Copy)]
 pub struct Request<'a> {
-    pub headers: &'a [(String, Vec<u8>)],
+    pub headers: &'a dyn HeaderFields,
 }
 
 impl<'a> Request<'a> {
+    /// Iterates over the header fields as (name, value) pairs.
+    pub(crate) fn fields(&self) -> impl Iterator<Item = (&'a [u8], &'a [u8])> {
+        let headers = self.headers;
+        let pairs = headers.as_pairs();
+        let indexed = if pairs.is_some() { 0 } else { headers.count() };
+        let from_pairs = pairs.into_iter().flatten().copied();
+        from_pairs.chain((0..indexed).filter_map(move |index| headers.field(index)))
+    }
+
     pub(crate) fn header(&self, name: &str) -> Option<&'a [u8]> {
-        self.headers
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_slice())
+        self.fields().find(|(key, _)| *key == name.as_bytes()).map(|(_, value)| value)
     }
 
     pub(crate) fn method(&self) -> &'a [u8] {
@@ -52,11 +97,12 @@ impl<'a> Request<'a> {
     }
 
     pub(crate) fn cookie_headers(&self) -> Vec<&'a [u8]> {
-        self.headers
-            .iter()
-            .filter(|(name, _)| name == "cookie")
-            .map(|(_, value)| value.as_slice())
-            .collect()
+        self.cookie_header_values().collect()
+    }
+
+    /// Iterates over the values of the `cookie` headers, without collecting them.
+    pub(crate) fn cookie_header_values(&self) -> impl Iterator<Item = &'a [u8]> {
+        self.fields().filter(|(name, _)| *name == b"cookie").map(|(_, value)| value)
     }
 
     /// Decides whether the client is a program that cannot follow a login redirect: any
@@ -88,7 +134,7 @@ fn wants_json_not_html(accept: &[u8]) -> bool {
         let media = parts.next().unwrap_or("").trim();
         let refused = parts.any(|param| {
             let param = param.trim();
-            param.strip_prefix("q=").is_some_and(|q| q.trim().parse::<f32>().is_ok_and(|q| q <= 0.0))
+            param.strip_prefix("q=").is_some_and(|q| is_zero_or_less(q.trim()))
         });
         if refused {
             continue;
@@ -97,6 +143,38 @@ fn wants_json_not_html(accept: &[u8]) -> bool {
         html |= media == "text/html" || media == "application/xhtml+xml";
     }
     json && !html
+}
+
+/// Returns true when `number` is a decimal number (optional sign, digits with an optional
+/// fraction, optional exponent, or an infinity) whose value is zero or less, as a refusing
+/// `q=0`, `q=0.000` or `q=-1` is. Anything that is not such a number returns false.
+///
+/// A small parser instead of `str::parse::<f32>`, whose tables add about 18 KB to the module.
+/// Unlike an `f32`, a tiny positive value such as `1e-50` counts as positive, not as 0.
+fn is_zero_or_less(number: &str) -> bool {
+    let (negative, unsigned) = match number.as_bytes().first() {
+        Some(b'-') => (true, number.get(1..).unwrap_or_default()),
+        Some(b'+') => (false, number.get(1..).unwrap_or_default()),
+        _ => (false, number),
+    };
+    if unsigned.eq_ignore_ascii_case("inf") || unsigned.eq_ignore_ascii_case("infinity") {
+        return negative;
+    }
+    let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
+        Some(at) => (unsigned.get(..at).unwrap_or_default(), unsigned.get(at + 1..)),
+        None => (unsigned, None),
+    };
+    let exponent_valid = exponent.is_none_or(|exponent| {
+        let digits = exponent.strip_prefix(['+', '-']).unwrap_or(exponent);
+        !digits.is_empty() && digits.bytes().all(|byte| byte.is_ascii_digit())
+    });
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let mantissa_valid = !(whole.is_empty() && fraction.is_empty())
+        && whole.bytes().chain(fraction.bytes()).all(|byte| byte.is_ascii_digit());
+    if !(exponent_valid && mantissa_valid) {
+        return false;
+    }
+    negative || whole.bytes().chain(fraction.bytes()).all(|byte| byte == b'0')
 }
 
 /// Returns `path_and_query` when a browser can only resolve it to this origin, else `/`.
@@ -112,5 +190,28 @@ pub fn safe_return_path(path_and_query: &[u8]) -> String {
     match (plain, std::str::from_utf8(path_and_query)) {
         (true, Ok(text)) => text.to_string(),
         _ => "/".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_qvalues_are_refusals() {
+        for zero in ["0", "0.", "0.000", ".0", "+0", "-0", "-1", "0e5", "0.0E-3", "-inf", "-Infinity"] {
+            assert!(is_zero_or_less(zero), "{zero}");
+        }
+        for other in ["1", "0.001", "0.5", "1e-50", "inf", "", ".", "-", "q", "0x0", "nan", "0e", "1.2.3", " 0"] {
+            assert!(!is_zero_or_less(other), "{other:?}");
+        }
+    }
+
+    #[test]
+    fn refused_json_does_not_count() {
+        assert!(!wants_json_not_html(b"application/json;q=0, text/plain"));
+        assert!(wants_json_not_html(b"application/json;q=0.1"));
+        assert!(!wants_json_not_html(b"application/json, text/html;q=0.9"));
+        assert!(wants_json_not_html(b"application/json, text/html;q=0"));
     }
 }

@@ -1,6 +1,9 @@
 //! The session cookie and the login state cookie: their contents, sealing and checks.
 
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::fmt;
+use std::rc::Rc;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -85,6 +88,14 @@ impl Session {
         now: u64,
         max_age_s: u64,
     ) -> Result<OpenedSession, SessionError> {
+        let opened = Session::unseal(sealer, cookie_name, value)?;
+        opened.session.check_age(now, max_age_s)?;
+        Ok(opened)
+    }
+
+    /// Decrypts and decodes a session cookie value, without the checks that depend on the
+    /// time. The result depends only on the value and the keys, so it can be cached.
+    pub fn unseal(sealer: &Sealer, cookie_name: &str, value: &[u8]) -> Result<OpenedSession, SessionError> {
         let Unsealed { plaintext, by_previous_key } = sealer
             .unseal(Purpose::Session, cookie_name, value)
             .map_err(SessionError::Unsealed)?;
@@ -92,13 +103,19 @@ impl Session {
         if session.email.is_empty() || session.user_id.is_empty() {
             return Err(SessionError::BadContents);
         }
-        if session.issued_at > now.saturating_add(CLOCK_SKEW_S) {
+        Ok(OpenedSession { session, by_previous_key })
+    }
+
+    /// Checks that the session was issued no later than the tolerated clock skew after `now`
+    /// and is younger than `max_age_s`.
+    pub fn check_age(&self, now: u64, max_age_s: u64) -> Result<(), SessionError> {
+        if self.issued_at > now.saturating_add(CLOCK_SKEW_S) {
             return Err(SessionError::NotYetValid);
         }
-        if now >= session.issued_at.saturating_add(max_age_s) {
+        if now >= self.issued_at.saturating_add(max_age_s) {
             return Err(SessionError::Expired);
         }
-        Ok(OpenedSession { session, by_previous_key })
+        Ok(())
     }
 
     /// Returns true when the access token has expired at `now`.
@@ -113,6 +130,132 @@ pub struct OpenedSession {
     pub session: Session,
     /// True when a previous `secret_key` sealed it, so it should be sealed again.
     pub by_previous_key: bool,
+}
+
+/// Sessions recently opened in this VM, by sealed cookie value, so that a browser's later
+/// requests skip the decryption and decoding.
+///
+/// An entry contains what [`Session::unseal`] returned, which depends only on the value and
+/// the keys. The checks that depend on the time (age, token expiry, refresh) still run on
+/// every request. Only values that opened are stored, so a forged cookie never takes a place. When
+/// the cache is full, the oldest entry makes room.
+///
+/// A sealed value is a bearer credential, so lookups must not leak how much of a stored value
+/// a guess matches: entries are found by a keyed hash, and the stored value is compared in
+/// constant time.
+pub struct SessionCache<T> {
+    /// Hashes with a random key per VM, so a client cannot aim at a given entry.
+    hasher: RandomState,
+    entries: HashMap<u64, CachedSession<T>, BuildHasherDefault<KeyIsHash>>,
+    /// Keys in the order they were inserted, oldest first.
+    order: VecDeque<u64>,
+}
+
+/// Hashes a cache key, which is already a keyed hash of the value, by passing it through, so
+/// that a lookup hashes the value once instead of twice.
+#[derive(Default)]
+struct KeyIsHash(u64);
+
+impl Hasher for KeyIsHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used for the `u64` keys; fold anything else in all the same.
+        for byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value;
+    }
+}
+
+/// A cached value and what it opened to: an [`OpenedSession`], or whatever the caller derives
+/// from one.
+struct CachedSession<T> {
+    value: Box<[u8]>,
+    opened: Rc<T>,
+}
+
+/// Entries kept at most per VM. An entry takes about 1 KiB (a sealed value of 300 to 600
+/// bytes and the decoded session), so the cache stays near 1 MiB for each Envoy worker.
+pub const MAX_CACHED_SESSIONS: usize = 1024;
+
+/// Bytes at the end of a sealed value that the cache hashes. They encode the end of the
+/// ciphertext and the Poly1305 tag, which differ between any two sealed values, and hashing
+/// them instead of the whole value keeps lookups cheap.
+const KEY_TAIL_BYTES: usize = 32;
+
+impl<T> Default for SessionCache<T> {
+    fn default() -> Self {
+        SessionCache { hasher: RandomState::new(), entries: HashMap::default(), order: VecDeque::new() }
+    }
+}
+
+impl<T> fmt::Debug for SessionCache<T> {
+    /// Shows the number of entries only: sessions carry emails and tokens.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionCache").field("entries", &self.entries.len()).finish()
+    }
+}
+
+impl<T> SessionCache<T> {
+    /// Returns what `value` opened to before, if it is still cached.
+    pub fn get(&self, value: &[u8]) -> Option<Rc<T>> {
+        let cached = self.entries.get(&self.key(value))?;
+        equal_in_constant_time(&cached.value, value).then(|| Rc::clone(&cached.opened))
+    }
+
+    /// Stores what `value` opened to, evicting the oldest entry when full.
+    pub fn insert(&mut self, value: &[u8], opened: Rc<T>) {
+        let key = self.key(value);
+        let cached = CachedSession { value: value.into(), opened };
+        if let Some(existing) = self.entries.get_mut(&key) {
+            *existing = cached;
+            return;
+        }
+        while self.entries.len() >= MAX_CACHED_SESSIONS {
+            let Some(oldest) = self.order.pop_front() else { break };
+            self.entries.remove(&oldest);
+        }
+        self.order.push_back(key);
+        self.entries.insert(key, cached);
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn key(&self, value: &[u8]) -> u64 {
+        let tail = value.get(value.len().saturating_sub(KEY_TAIL_BYTES)..).unwrap_or(value);
+        self.hasher.hash_one(tail)
+    }
+}
+
+/// Compares two byte strings in time that depends only on their lengths, eight bytes at a
+/// time. `subtle`'s slice comparison works byte by byte and is several times slower here.
+fn equal_in_constant_time(left: &[u8], right: &[u8]) -> bool {
+    if left.len() != right.len() {
+        return false;
+    }
+    let word = |chunk: &[u8]| chunk.try_into().map(u64::from_ne_bytes).unwrap_or(u64::MAX);
+    let mut left_words = left.chunks_exact(8);
+    let mut right_words = right.chunks_exact(8);
+    let mut difference = 0u64;
+    for (left_word, right_word) in left_words.by_ref().zip(right_words.by_ref()) {
+        difference |= word(left_word) ^ word(right_word);
+    }
+    for (left_byte, right_byte) in left_words.remainder().iter().zip(right_words.remainder()) {
+        difference |= u64::from(left_byte ^ right_byte);
+    }
+    std::hint::black_box(difference) == 0
 }
 
 /// A login in progress, sealed in a short-lived cookie of its own so that several tabs can
@@ -291,6 +434,41 @@ mod tests {
     fn sealed_json_of_other_shape_is_rejected() {
         let sealed = sealer().seal(Purpose::Session, "sess", br#"{"e":"a@b.c"}"#, &NONCE).unwrap();
         assert_eq!(open(&sealed, NOW), Err(SessionError::BadContents));
+    }
+
+    #[test]
+    fn cache_is_bounded_and_evicts_oldest() {
+        let opened = Rc::new(OpenedSession { session: session(), by_previous_key: false });
+        let mut cache = SessionCache::default();
+        for index in 0..MAX_CACHED_SESSIONS + 10 {
+            cache.insert(format!("v1.{index}").as_bytes(), Rc::clone(&opened));
+        }
+        assert_eq!(cache.len(), MAX_CACHED_SESSIONS);
+        assert!(cache.get(b"v1.0").is_none(), "the oldest made room");
+        assert!(cache.get(b"v1.9").is_none());
+        assert!(cache.get(b"v1.10").is_some());
+        assert!(cache.get(format!("v1.{}", MAX_CACHED_SESSIONS + 9).as_bytes()).is_some());
+    }
+
+    #[test]
+    fn cache_matches_whole_values_only() {
+        let opened = Rc::new(OpenedSession { session: session(), by_previous_key: false });
+        let mut cache = SessionCache::default();
+        let value = format!("v1.{}", "x".repeat(300));
+        cache.insert(value.as_bytes(), opened);
+        assert!(cache.get(value.as_bytes()).is_some());
+        let other_start = format!("v1.y{}", "x".repeat(299));
+        assert!(cache.get(other_start.as_bytes()).is_none(), "same tail, other start");
+        assert!(cache.get(&value.as_bytes()[1..]).is_none(), "same tail, shorter");
+    }
+
+    #[test]
+    fn constant_time_comparison_is_exact() {
+        assert!(equal_in_constant_time(b"", b""));
+        assert!(equal_in_constant_time(b"0123456789abcdefXYZ", b"0123456789abcdefXYZ"));
+        assert!(!equal_in_constant_time(b"0123456789abcdefXYZ", b"0123456789abcdefXYz"));
+        assert!(!equal_in_constant_time(b"0123456789abcdefXYZ", b"1123456789abcdefXYZ"));
+        assert!(!equal_in_constant_time(b"abc", b"abcd"));
     }
 
     #[test]

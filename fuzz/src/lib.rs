@@ -149,7 +149,8 @@ pub fn complete_callouts(gate: &Gate, mut outcome: Outcome) -> Option<Reply> {
     for answer in [TOKEN_BODY, ACCOUNT_BODY] {
         match outcome.step {
             Step::Callout(_, pending) => {
-                let request = Request { headers: &[] };
+                let no_headers: Vec<(String, Vec<u8>)> = Vec::new();
+                let request = Request { headers: &no_headers };
                 outcome = gate.on_callout_response(pending, &json_response(answer), &request, NOW, &mut CountingRandom::new(4));
             }
             Step::Reply(reply) => return Some(reply),

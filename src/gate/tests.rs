@@ -111,7 +111,8 @@ fn query_param(location: &str, key: &str) -> Option<String> {
 
 /// A request with no headers, for callouts whose flow does not read the request.
 fn blank() -> Request<'static> {
-    Request { headers: &[] }
+    const NO_HEADERS: &Vec<(String, Vec<u8>)> = &Vec::new();
+    Request { headers: NO_HEADERS }
 }
 
 fn json_response(status: u16, body: &str) -> CalloutResponse {
@@ -315,9 +316,9 @@ fn session_passes_with_identity() {
     assert_eq!(
         forward.set,
         vec![
-            ("x-heroku-user-email".to_string(), "ada@example.com".to_string()),
-            ("x-heroku-user-id".to_string(), "user-1".to_string()),
-            ("x-heroku-user-name".to_string(), "Ada Lovelace".to_string()),
+            ("x-heroku-user-email".into(), "ada@example.com".into()),
+            ("x-heroku-user-id".into(), "user-1".into()),
+            ("x-heroku-user-name".into(), "Ada Lovelace".into()),
         ]
     );
     assert_eq!(forward.cookie, Some(Some(b"app=1; other=2".to_vec())));
@@ -328,7 +329,7 @@ fn session_passes_for_api_clients() {
     let gate = gate();
     let session = log_in(&gate);
     let outcome = run(&gate, "POST", "/api", &[("cookie", &session), ("accept", "application/json")]);
-    assert!(forward(outcome).set.iter().any(|(name, _)| name == "x-heroku-user-email"));
+    assert!(forward(outcome).set.iter().any(|(name, _)| &**name == "x-heroku-user-email"));
 }
 
 #[test]
@@ -341,7 +342,7 @@ fn token_exposed_only_when_configured() {
     let gate = self::gate();
     let session = log_in(&gate);
     let hidden = forward(run(&gate, "GET", "/", &[("cookie", &session)]));
-    assert!(!hidden.set.iter().any(|(name, _)| name == "x-heroku-oauth-token"));
+    assert!(!hidden.set.iter().any(|(name, _)| &**name == "x-heroku-oauth-token"));
 }
 
 #[test]
@@ -834,6 +835,19 @@ fn session_ends_at_max_age() {
 }
 
 #[test]
+fn cached_session_keeps_time_checks() {
+    // The first request caches the opened session; later requests with the same cookie must
+    // still see the refresh margin and the maximum age.
+    let gate = gate_with(r#""session_max_age_s":30000"#);
+    let session = log_in(&gate);
+    assert!(matches!(at(&gate, &session, &[], NOW + 1).step, Step::Forward(_)));
+    assert!(matches!(at(&gate, &session, &[], TOKEN_EXPIRY - 600).step, Step::Callout(..)), "refresh due");
+    let outcome = at(&gate, &session, &[], NOW + 30000);
+    assert_eq!(reply(&outcome).status, 302);
+    assert_eq!(outcome.events[0], Event::SessionInvalid { reason: "session reached its maximum age".into() });
+}
+
+#[test]
 fn missing_expires_in_uses_default() {
     let gate = gate_with(r#""default_expires_in_s":7200,"refresh":false"#);
     let started = start_login(&gate, "/");
@@ -853,6 +867,8 @@ fn rotated_key_accepts_and_reseals() {
     let accepted = forward(at(&rotated, &session, &[], NOW + 10));
     assert!(accepted.set.contains(&("x-heroku-user-email".into(), "ada@example.com".into())));
     assert_eq!(accepted.response_cookies.len(), 1, "the old cookie is sealed again");
+    let again = forward(at(&rotated, &session, &[], NOW + 11));
+    assert_eq!(again.response_cookies.len(), 1, "a cached old cookie is sealed again too");
     let resealed = cookie_pair(&accepted.response_cookies[0]).to_string();
     assert!(forward(at(&rotated, &resealed, &[], NOW + 11)).response_cookies.is_empty(), "the new cookie needs nothing");
 
