@@ -251,7 +251,7 @@ pub fn check_outcome(request: &[(String, Vec<u8>)], outcome: &Outcome) {
             }
             if !forward.set.is_empty() {
                 assert!(carries(&fixture.session), "identity set without the valid session");
-                assert_eq!(forward.set[0], ("x-heroku-user-email".to_string(), EMAIL.to_string()));
+                assert_eq!(forward.set[0], ("x-heroku-user-email".into(), EMAIL.into()));
             }
             for (_, value) in &forward.set {
                 assert!(value.bytes().all(|byte| byte == b' ' || byte.is_ascii_graphic()), "identity value {value:?}");
