@@ -129,7 +129,7 @@ pub enum Event {
     LoginFailed { reason: String },
     LoginForbidden { email: String },
     SessionInvalid { reason: String },
-    /// A Heroku request failed; `during_login` tells a login from a token refresh.
+    /// A Heroku request failed. `during_login` is true for a login and false for a token refresh.
     CalloutFailed { endpoint: &'static str, reason: String, during_login: bool },
     Unauthorized,
     LoggedOut,
@@ -268,7 +268,7 @@ impl Gate {
         outcome
     }
 
-    /// Answers a request that has no usable session: 401 for API clients, the logged-out
+    /// Responds to a request that has no usable session: 401 for API clients, the logged-out
     /// page right after a logout, and otherwise a redirect to Heroku's login.
     fn ask_for_login(&self, request: &Request, now: u64, random: &mut dyn Random) -> Outcome {
         if request.is_api_client() {

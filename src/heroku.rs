@@ -21,7 +21,7 @@ const MAX_TOKEN_BYTES: usize = 1024;
 const MAX_USER_ID_BYTES: usize = 128;
 const MAX_NAME_CHARS: usize = 256;
 
-/// The first `/teams` page asks for Heroku's default page size of 200, which keeps each
+/// The first `/teams` page requests Heroku's default page size of 200, which keeps each
 /// response well under `MAX_RESPONSE_BYTES`; Heroku's `Next-Range` keeps that size.
 const TEAMS_FIRST_RANGE: &str = "id ..; max=200";
 
@@ -179,7 +179,7 @@ struct RawTokens {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TeamsPage {
     pub names_and_ids: Vec<String>,
-    /// Where the next page starts, when Heroku answered 206 with a `Next-Range`.
+    /// The start of the next page, when Heroku responded 206 with a `Next-Range`.
     pub next_range: Option<String>,
 }
 
@@ -196,7 +196,7 @@ struct RawAccount {
     name: Option<String>,
 }
 
-/// Checks a token endpoint response. Heroku answers 200 (not 201) with JSON. A response
+/// Checks a token endpoint response. Heroku responds 200 (not 201) with JSON. A response
 /// without `expires_in` gets `default_expires_in_s`.
 pub fn parse_tokens(response: &CalloutResponse, default_expires_in_s: u64) -> Result<Tokens, AnswerError> {
     let raw: RawTokens = json_body(response, &[200])?;
