@@ -91,7 +91,7 @@ pub struct Config {
     pub refresh: bool,
     /// How long before the access token expires a request triggers a refresh, in seconds.
     pub refresh_margin_s: u64,
-    /// How long after login a session ends, whatever its tokens say, in seconds.
+    /// Seconds after login when the session ends, regardless of its token expiry.
     pub session_max_age_s: u64,
     /// Access token lifetime assumed when Heroku's token response has no `expires_in`.
     pub default_expires_in_s: u64,
@@ -155,7 +155,7 @@ pub(crate) struct RawConfig {
     /// Name of the session cookie; login state cookies are named "<cookie>-state-<id>".
     #[cfg_attr(feature = "schema", schemars(extend("default" = "herokuoauthsess"), pattern(r"^[A-Za-z0-9_-]{1,64}$")))]
     cookie: Option<String>,
-    /// Where users outside the allow rule are sent.
+    /// Path that users outside the allow rule are redirected to.
     #[cfg_attr(feature = "schema", schemars(extend("default" = "/auth/heroku/forbidden/"), pattern(ROUTE_PATH_PATTERN)))]
     forbidden_path: Option<String>,
     /// Send requests for forbidden_path to the app instead of the filter's 403 page.
@@ -164,7 +164,7 @@ pub(crate) struct RawConfig {
     /// Clears the session and redirects to "/".
     #[cfg_attr(feature = "schema", schemars(extend("default" = "/auth/heroku/logout/"), pattern(ROUTE_PATH_PATTERN)))]
     logout_path: Option<String>,
-    /// Who may log in. Empty lets every Heroku user in; otherwise a user who matches any list.
+    /// Allow rule. Empty lets every Heroku user in; otherwise a user who matches any list.
     #[cfg_attr(feature = "schema", schemars(extend("default" = {})))]
     allow: Option<RawAllow>,
     /// Same as adding "heroku.com" to allow.email_domains.
@@ -212,7 +212,7 @@ pub(crate) struct RawConfig {
     /// A request whose access token expires within this many seconds triggers a refresh.
     #[cfg_attr(feature = "schema", schemars(extend("default" = 600), range(min = 0, max = 86_400)))]
     refresh_margin_s: Option<u64>,
-    /// Seconds after login when the session ends, whatever its tokens say.
+    /// Seconds after login when the session ends, regardless of its token expiry.
     #[cfg_attr(feature = "schema", schemars(extend("default" = 604_800), range(min = 1, max = 31_536_000)))]
     session_max_age_s: Option<u64>,
     /// Token lifetime in seconds, assumed when Heroku's token response has no expires_in.

@@ -344,8 +344,8 @@ impl Context for Stream {
         let request = Request { headers: &headers };
         let outcome = self.gate.on_callout_response(pending, &response, &request, now, &mut HostRandom);
         self.request_headers = headers;
-        // A refreshed request goes on: its header edits are made before it resumes, while
-        // Envoy still holds the request headers.
+        // A refreshed request goes on. Its header edits are made before it resumes, because
+        // Envoy gives out the request headers only until then.
         if let Action::Continue = self.apply(outcome) {
             self.resume_http_request();
         }
@@ -412,8 +412,8 @@ mod request_header_map {
 
     /// Splits a serialized header map into (name, value) pairs that borrow from it. The
     /// format is a little-endian `u32` count, then a `u32` name length and a `u32` value
-    /// length per field, then each name and value followed by a NUL byte. A malformed buffer
-    /// yields the fields before the fault, so the gate sees fewer headers and fails closed.
+    /// length per field, then each name and value followed by a NUL byte. Envoy writes this
+    /// buffer itself; a malformed one yields only the fields before the fault, never a panic.
     pub fn fields(serialized: &[u8]) -> Vec<(&[u8], &[u8])> {
         let read_u32 = |at: usize| {
             let bytes = serialized.get(at..at.checked_add(4)?)?;

@@ -2,7 +2,7 @@
 //!
 //! This module is pure. It receives the request headers as bytes, the current time and a
 //! source of random bytes, and returns a [`Step`] that the proxy-wasm glue applies: forward
-//! the request with header edits, answer it locally, or call Heroku and wait.
+//! the request with header edits, send a local reply, or call Heroku and wait.
 
 use std::cell::RefCell;
 use std::fmt;
@@ -160,10 +160,20 @@ impl Outcome {
 
 /// A session cookie value that opened, with the identity headers its session yields, as the
 /// VM's session cache keeps it.
-#[derive(Debug)]
 struct OpenedCookie {
     opened: OpenedSession,
     identity: Vec<(Rc<str>, Rc<str>)>,
+}
+
+impl fmt::Debug for OpenedCookie {
+    /// Shows identity header names only: with `expose_token` a value is the access token.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.identity.iter().map(|(name, _)| &**name).collect();
+        f.debug_struct("OpenedCookie")
+            .field("opened", &self.opened)
+            .field("identity", &names)
+            .finish()
+    }
 }
 
 /// The login gate for one plugin configuration, in one VM.

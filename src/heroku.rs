@@ -146,7 +146,7 @@ pub struct Account {
 pub enum AnswerError {
     /// Envoy returned no response: reset, refused with no synthesised reply, or too large.
     NoResponse,
-    /// Heroku (or Envoy on its behalf, for timeouts and refused connections) answered with
+    /// Heroku (or Envoy on its behalf, for timeouts and refused connections) responded with
     /// this non-success status.
     Status(u16),
     /// The status was fine but the content type was not JSON.
@@ -225,7 +225,7 @@ pub fn parse_tokens(response: &CalloutResponse, default_expires_in_s: u64) -> Re
     })
 }
 
-/// Checks an `/account` answer. The email must be a strict address, since allow rules
+/// Checks an `/account` response. The email must be a strict address, since allow rules
 /// and the upstream app both rely on it.
 pub fn parse_account(response: &CalloutResponse) -> Result<Account, AnswerError> {
     let raw: RawAccount = json_body(response, &[200])?;

@@ -1,7 +1,7 @@
 //! The pages and JSON errors that the filter sends as local replies.
 //!
 //! Pages are small self-contained HTML documents with inline CSS, so they work without
-//! any asset server. They say what happened and what to do, and never show internals.
+//! any asset server. They state what happened and what to do, and never show internals.
 
 /// The message of a local reply, rendered as a page or as JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

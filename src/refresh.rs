@@ -30,7 +30,7 @@ pub fn session_key(sealed_value: &[u8]) -> SessionKey {
     Sha256::digest(sealed_value).into()
 }
 
-/// A refresh's state as the table knows it.
+/// A refresh's state as the table records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lookup {
     Unknown,

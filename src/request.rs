@@ -1,4 +1,4 @@
-//! The request as the gate sees it: headers as bytes, and what they say about the client.
+//! The request as the gate reads it: headers as bytes, and what they show about the client.
 
 /// Maximum length of the original path (with query) kept as the place to return to after
 /// login. A longer one is dropped, not truncated, because a cut path can mean something else.

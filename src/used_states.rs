@@ -1,7 +1,7 @@
 //! Memory of OAuth `state` values already exchanged, so a replayed callback is rejected
 //! before Heroku is called, even by a client that kept its login state cookie.
 //!
-//! The memory lives in Envoy's shared data, which every worker VM of the plugin sees. It is
+//! The memory lives in Envoy's shared data, which every worker VM of the plugin shares. It is
 //! a fixed set of slots, so it never grows: a state takes the slot its hash picks, with the
 //! time it was used. A state is rejected only while its slot still holds it and for at most
 //! `LOGIN_STATE_TTL_S`, after which the login state cookie has expired anyway. When two
@@ -31,7 +31,7 @@ pub fn slot_key(digest: &StateDigest) -> String {
     format!("heroku_bouncer.used_state.{}", u64::from_le_bytes(first) % SLOTS)
 }
 
-/// Decides whether the slot's stored value says `digest` was used within the last
+/// Decides whether the slot's stored value records `digest` as used within the last
 /// `LOGIN_STATE_TTL_S` seconds before `now`.
 pub fn was_used(slot: Option<&[u8]>, digest: &StateDigest, now: u64) -> bool {
     let Some(slot) = slot else {

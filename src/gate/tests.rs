@@ -667,6 +667,17 @@ fn missing_randomness_gets_error_page() {
 }
 
 #[test]
+fn opened_cookie_debug_hides_token() {
+    let gate = gate_with(r#""expose_token":true"#);
+    let session = log_in(&gate);
+    let value = session.split_once('=').unwrap().1;
+    let opened = gate.open_session(value.as_bytes(), NOW).unwrap();
+    let printed = format!("{opened:?} {gate:?}");
+    assert!(!printed.contains("HRKU"), "{printed}");
+    assert!(printed.contains("x-heroku-oauth-token"), "{printed}");
+}
+
+#[test]
 fn forward_debug_hides_values() {
     let gate = gate_with(r#""expose_token":true"#);
     let session = log_in(&gate);

@@ -246,7 +246,7 @@ impl Gate {
                 self.fail_login(&login, Notice::LoginNotVerified, Event::LoginFailed { reason })
             }
             // If Heroku rejects the refresh token (revoked, or expired), the session is over:
-            // the request is answered as if it had no session, and the cookie is cleared.
+            // the request gets the reply for a request without a session, and the cookie is cleared.
             Flow::Refresh(refresh) => {
                 self.finish_refresh(&refresh.key, None, now);
                 let reason = format!("token endpoint rejected the refresh token with status {status}");
@@ -262,7 +262,7 @@ impl Gate {
         }
     }
 
-    /// Handles Heroku being unreachable or answering with something unusable. A login ends
+    /// Handles Heroku being unreachable or sending an unusable response. A login ends
     /// with the 502 page. A refresh goes on with the old session while its token is still
     /// valid, and a later request tries again.
     fn heroku_failed(&self, flow: Flow, endpoint: &'static str, reason: String, request: &Request, now: u64) -> Outcome {
