@@ -5,8 +5,9 @@
 //! `String` header getters panic on non-UTF-8 bytes (so only the `_bytes` getters are used).
 //! The request headers are read as raw bytes by `request_header_map`.
 
+use std::cell::Cell;
 use std::rc::Rc;
-use std::time::UNIX_EPOCH;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use log::{debug, error, info, warn};
 use proxy_wasm::hostcalls;
@@ -16,6 +17,7 @@ use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType, Status};
 use crate::config;
 use crate::gate::{Event, Forward, Gate, Outcome, Pending, RandomUnavailable, Reply, Request, Step};
 use crate::heroku::{CalloutResponse, MAX_RESPONSE_BYTES};
+use crate::request::FieldSlice;
 use crate::used_states;
 
 /// Counter names as Envoy shows them in `/stats`.
@@ -118,11 +120,19 @@ pub fn register() {
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::default()) });
 }
 
+/// How often each worker VM refreshes the clock that requests read. Session age and token
+/// expiry are counted in whole seconds, so a reading at most this old is close enough.
+const CLOCK_TICK: Duration = Duration::from_secs(1);
+
 /// Holds the checked configuration for one VM; `on_configure` runs once per worker VM.
 #[derive(Default)]
 struct Root {
     gate: Option<Rc<Gate>>,
     counters: Rc<Counters>,
+    /// The current time in Unix seconds, refreshed on every tick, so that a request needs no
+    /// host call to read the clock. `None` when Envoy refused the tick period: then every
+    /// request reads the host clock.
+    clock: Option<Rc<Cell<u64>>>,
 }
 
 impl Context for Root {}
@@ -132,6 +142,7 @@ impl RootContext for Root {
         if self.counters.ids.is_empty() {
             self.counters = Rc::new(Counters::define());
         }
+        self.start_clock();
         let json = self.get_plugin_configuration().unwrap_or_default();
         match config::parse(&json, &|name| std::env::var(name).ok()) {
             Ok(config) => {
@@ -154,12 +165,19 @@ impl RootContext for Root {
         }
     }
 
+    fn on_tick(&mut self) {
+        if let Some(clock) = &self.clock {
+            clock.set(unix_seconds(self.get_current_time()));
+        }
+    }
+
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn proxy_wasm::traits::HttpContext>> {
         let gate = self.gate.clone()?;
         Some(Box::new(Stream {
             context_id,
             gate,
             counters: Rc::clone(&self.counters),
+            clock: self.clock.clone(),
             pending: None,
             request_headers: Vec::new(),
             response_cookies: Vec::new(),
@@ -172,12 +190,36 @@ impl RootContext for Root {
     }
 }
 
+impl Root {
+    /// Reads the host clock and sets a tick period of [`CLOCK_TICK`], whose ticks keep the
+    /// VM's clock current.
+    fn start_clock(&mut self) {
+        let now = unix_seconds(self.get_current_time());
+        if let Some(clock) = &self.clock {
+            clock.set(now);
+            return;
+        }
+        match hostcalls::set_tick_period(CLOCK_TICK) {
+            Ok(()) => self.clock = Some(Rc::new(Cell::new(now))),
+            Err(status) => warn!("could not set a tick period ({status:?}); every request reads the host clock"),
+        }
+    }
+}
+
+/// Converts a host time to Unix seconds; a time before 1970 reads as 0.
+fn unix_seconds(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH).map(|elapsed| elapsed.as_secs()).unwrap_or(0)
+}
+
 /// One HTTP request.
 struct Stream {
     context_id: u32,
     gate: Rc<Gate>,
     counters: Rc<Counters>,
-    pending: Option<Pending>,
+    /// The VM's clock from [`Root`], read for the request headers.
+    clock: Option<Rc<Cell<u64>>>,
+    /// Boxed, because a stream that never calls Heroku should not carry its size.
+    pending: Option<Box<Pending>>,
     /// The request headers as first read, kept while a callout is pending: once the request
     /// continues, Envoy no longer gives them out.
     request_headers: Vec<(String, Vec<u8>)>,
@@ -197,25 +239,53 @@ impl crate::gate::Random for HostRandom {
 }
 
 impl Stream {
+    /// Reads the host clock, for the rare steps of a login or refresh.
     fn now(&self) -> u64 {
-        self.get_current_time()
-            .duration_since(UNIX_EPOCH)
-            .map(|elapsed| elapsed.as_secs())
-            .unwrap_or(0)
+        unix_seconds(self.get_current_time())
+    }
+
+    /// Returns the VM's clock, refreshed every [`CLOCK_TICK`], so that the authenticated path
+    /// makes no host call for the time.
+    fn request_time(&self) -> u64 {
+        match &self.clock {
+            Some(clock) => clock.get(),
+            None => self.now(),
+        }
     }
 
     /// Applies a decision. Returns the action for a headers callback; in a callout
     /// callback the glue resumes or has replied, and the action is ignored.
     fn apply(&mut self, outcome: Outcome) -> Action {
-        for event in &outcome.events {
-            self.counters.record(event, self.context_id);
+        if !outcome.events.is_empty() {
+            self.record(&outcome.events);
         }
         match outcome.step {
-            Step::Forward(forward) => {
-                self.edit_request(&forward);
-                self.response_cookies = forward.response_cookies;
-                Action::Continue
-            }
+            Step::Forward(forward) => self.pass(forward),
+            step => self.apply_rare(step),
+        }
+    }
+
+    /// Lets the request go on with the header edits of `forward`.
+    fn pass(&mut self, forward: Forward) -> Action {
+        self.edit_request(&forward);
+        self.response_cookies = forward.response_cookies;
+        Action::Continue
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn record(&self, events: &[Event]) {
+        for event in events {
+            self.counters.record(event, self.context_id);
+        }
+    }
+
+    /// Applies a reply or a callout, which only logins, logouts and refreshes need.
+    #[cold]
+    #[inline(never)]
+    fn apply_rare(&mut self, step: Step) -> Action {
+        match step {
+            Step::Forward(forward) => self.pass(forward),
             Step::Reply(reply) => {
                 self.reply(&reply);
                 Action::Pause
@@ -238,7 +308,7 @@ impl Stream {
                 );
                 match sent {
                     Ok(_token) => {
-                        self.pending = Some(pending);
+                        self.pending = Some(Box::new(pending));
                         Action::Pause
                     }
                     Err(status) => {
@@ -289,7 +359,7 @@ impl Stream {
         for name in &forward.remove {
             self.remove_http_request_header(name);
         }
-        for (name, value) in &forward.set {
+        for (name, value) in forward.set.iter() {
             self.set_http_request_header(name, Some(&**value));
         }
         if let Some(cookie) = &forward.cookie {
@@ -342,7 +412,7 @@ impl Context for Stream {
         let now = self.now();
         let headers = std::mem::take(&mut self.request_headers);
         let request = Request { headers: &headers };
-        let outcome = self.gate.on_callout_response(pending, &response, &request, now, &mut HostRandom);
+        let outcome = self.gate.on_callout_response(*pending, &response, &request, now, &mut HostRandom);
         self.request_headers = headers;
         // A refreshed request goes on. Its header edits are made before it resumes, because
         // Envoy gives out the request headers only until then.
@@ -358,9 +428,18 @@ impl Context for Stream {
 impl HttpContext for Stream {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         let serialized = request_header_map::read();
-        let fields = request_header_map::fields(&serialized);
-        let now = self.now();
-        let outcome = self.gate.on_request(&Request { headers: &fields }, now, &mut HostRandom);
+        // The fields usually fit on the stack, which saves an allocation on every request.
+        let mut on_stack = [(&[][..], &[][..]); request_header_map::STACK_FIELDS];
+        let on_heap;
+        let fields = match request_header_map::fields_into(&serialized, &mut on_stack) {
+            Some(fields) => fields,
+            None => {
+                on_heap = request_header_map::fields(&serialized);
+                &on_heap[..]
+            }
+        };
+        let now = self.request_time();
+        let outcome = self.gate.on_request(&Request { headers: &FieldSlice(fields) }, now, &mut HostRandom);
         if let Step::Callout(..) = outcome.step {
             self.request_headers = fields
                 .iter()
@@ -410,28 +489,71 @@ mod request_header_map {
         }
     }
 
+    /// Header fields that [`fields_into`] takes on the stack. Requests from browsers and
+    /// load generators carry 8 to 20 fields once Envoy has added its own.
+    pub const STACK_FIELDS: usize = 32;
+
+    /// Splits a serialized header map like [`fields`], into `storage`. Returns the filled part,
+    /// or `None` when the map has more fields than `storage` holds.
+    pub fn fields_into<'a, 's>(serialized: &'a [u8], storage: &'s mut [(&'a [u8], &'a [u8])]) -> Option<&'s [(&'a [u8], &'a [u8])]> {
+        let count = serialized.get(..4)?.try_into().ok().map(u32::from_le_bytes)? as usize;
+        if count > storage.len() {
+            return None;
+        }
+        let mut filled = 0;
+        for (slot, field) in storage.iter_mut().zip(Fields::new(serialized)) {
+            *slot = field;
+            filled += 1;
+        }
+        storage.get(..filled)
+    }
+
     /// Splits a serialized header map into (name, value) pairs that borrow from it. The
     /// format is a little-endian `u32` count, then a `u32` name length and a `u32` value
     /// length per field, then each name and value followed by a NUL byte. Envoy writes this
     /// buffer itself; a malformed one yields only the fields before the fault, never a panic.
     pub fn fields(serialized: &[u8]) -> Vec<(&[u8], &[u8])> {
-        let read_u32 = |at: usize| {
-            let bytes = serialized.get(at..at.checked_add(4)?)?;
-            bytes.try_into().ok().map(u32::from_le_bytes).map(|value| value as usize)
-        };
-        let Some(count) = read_u32(0) else { return Vec::new() };
-        let Some(mut data) = count.checked_mul(8).and_then(|sizes| sizes.checked_add(4)) else {
-            return Vec::new();
-        };
-        let mut fields = Vec::with_capacity(count.min(serialized.len() / 10));
-        for index in 0..count {
-            let sizes = 4 + index * 8;
-            let (Some(name_size), Some(value_size)) = (read_u32(sizes), read_u32(sizes + 4)) else { break };
-            let Some(name) = take(serialized, &mut data, name_size) else { break };
-            let Some(value) = take(serialized, &mut data, value_size) else { break };
-            fields.push((name, value));
+        Fields::new(serialized).collect()
+    }
+
+    /// Iterates over the fields of a serialized header map, stopping at the first fault.
+    struct Fields<'a> {
+        serialized: &'a [u8],
+        count: usize,
+        index: usize,
+        /// Offset of the next name.
+        data: usize,
+    }
+
+    impl<'a> Fields<'a> {
+        fn new(serialized: &'a [u8]) -> Self {
+            let count = read_u32(serialized, 0).unwrap_or(0);
+            // A count too large for the buffer yields nothing: the first size read fails.
+            let data = count.checked_mul(8).and_then(|sizes| sizes.checked_add(4)).unwrap_or(usize::MAX);
+            Fields { serialized, count, index: 0, data }
         }
-        fields
+    }
+
+    impl<'a> Iterator for Fields<'a> {
+        type Item = (&'a [u8], &'a [u8]);
+
+        fn next(&mut self) -> Option<Self::Item> {
+            if self.index >= self.count {
+                return None;
+            }
+            let sizes = self.index.checked_mul(8)?.checked_add(4)?;
+            let name_size = read_u32(self.serialized, sizes)?;
+            let value_size = read_u32(self.serialized, sizes + 4)?;
+            let name = take(self.serialized, &mut self.data, name_size)?;
+            let value = take(self.serialized, &mut self.data, value_size)?;
+            self.index += 1;
+            Some((name, value))
+        }
+    }
+
+    fn read_u32(serialized: &[u8], at: usize) -> Option<usize> {
+        let bytes = serialized.get(at..at.checked_add(4)?)?;
+        bytes.try_into().ok().map(u32::from_le_bytes).map(|value| value as usize)
     }
 
     /// Returns `size` bytes at `*at` and moves `*at` past them and their NUL terminator.
@@ -467,6 +589,18 @@ mod request_header_map {
             let expected: Vec<(&[u8], &[u8])> =
                 vec![(b":path", b"/a"), (b"cookie", b"a=1; b=2"), (b"x-empty", b"")];
             assert_eq!(fields(&bytes), expected);
+        }
+
+        #[test]
+        fn fields_fill_stack_storage() {
+            let bytes = serialize(&[(":path", "/a"), ("cookie", "a=1")]);
+            let mut storage = [(&[][..], &[][..]); 2];
+            let expected: Vec<(&[u8], &[u8])> = vec![(b":path", b"/a"), (b"cookie", b"a=1")];
+            assert_eq!(fields_into(&bytes, &mut storage).map(<[_]>::to_vec), Some(expected));
+
+            let mut too_small = [(&[][..], &[][..]); 1];
+            assert_eq!(fields_into(&bytes, &mut too_small), None, "a map larger than the storage is not cut");
+            assert_eq!(fields_into(&bytes[..bytes.len() - 3], &mut storage).map(<[_]>::len), Some(1));
         }
 
         #[test]

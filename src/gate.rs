@@ -6,6 +6,7 @@
 
 use std::cell::RefCell;
 use std::fmt;
+use std::ops::Range;
 use std::rc::Rc;
 
 use crate::config::Config;
@@ -47,11 +48,12 @@ pub struct RandomUnavailable;
 pub struct Forward {
     /// Header names, as the client spelled them, to remove.
     pub remove: Vec<String>,
-    /// Identity headers to set. Shared strings, so that a cached session's headers are
-    /// handed out without copying.
-    pub set: Vec<(Rc<str>, Rc<str>)>,
-    /// The new `cookie` header: `None` leaves it alone, `Some(None)` removes it.
-    pub cookie: Option<Option<Vec<u8>>>,
+    /// Identity headers to set. Shared, so that a cached session's headers are handed out
+    /// without copying.
+    pub set: Identity,
+    /// The new `cookie` header: `None` leaves it alone, `Some(None)` removes it. Shared, so
+    /// that a cached header's upstream form is handed out without copying.
+    pub cookie: UpstreamCookie,
     /// `Set-Cookie` values to add to the upstream response: a refreshed or re-sealed
     /// session. They are added, so the app's own `Set-Cookie` headers stay.
     pub response_cookies: Vec<String>,
@@ -158,11 +160,40 @@ impl Outcome {
     }
 }
 
+/// Identity headers as (name, value) pairs.
+pub type Identity = Rc<[(Rc<str>, Rc<str>)]>;
+
+/// A change to the `cookie` header sent upstream: `None` leaves it alone, `Some(None)`
+/// removes it, and `Some(Some(value))` replaces it.
+pub type UpstreamCookie = Option<Option<Rc<[u8]>>>;
+
 /// A session cookie value that opened, with the identity headers its session yields, as the
 /// VM's session cache keeps it.
 struct OpenedCookie {
     opened: OpenedSession,
-    identity: Vec<(Rc<str>, Rc<str>)>,
+    identity: Identity,
+}
+
+/// A whole `cookie` header as the VM's header cache keeps it: the session it carries, the
+/// range of the sealed value in the header, and the header to send upstream.
+/// A browser sends the same header on request after request, so a hit skips parsing it.
+struct ParsedCookieHeader {
+    cookie: Rc<OpenedCookie>,
+    sealed: Range<usize>,
+    upstream: UpstreamCookie,
+}
+
+/// The longest `cookie` header that the header cache keeps. Longer ones are parsed on every
+/// request, so that a client cannot fill the cache with huge headers.
+const MAX_CACHED_COOKIE_HEADER_BYTES: usize = 4096;
+
+/// A valid session found in a request.
+struct FoundSession<'r> {
+    cookie: Rc<OpenedCookie>,
+    /// The sealed cookie value, which keys the session's token refresh.
+    sealed: &'r [u8],
+    /// The `cookie` header to send upstream, when the header cache already knew it.
+    upstream: Option<UpstreamCookie>,
 }
 
 impl fmt::Debug for OpenedCookie {
@@ -188,11 +219,16 @@ pub struct Gate {
     refreshes: RefCell<RefreshTable>,
     /// Session cookie values that opened in this VM, shared like `refreshes`.
     sessions: RefCell<SessionCache<OpenedCookie>>,
+    /// Whole `cookie` headers that carried a valid session in this VM, shared like `refreshes`.
+    cookie_headers: RefCell<SessionCache<ParsedCookieHeader>>,
     /// The configured identity header names: email, id, name and token.
     identity_header_names: [Rc<str>; 4],
     /// The identity header names as `canonical_name` spells them, for finding client-sent
     /// spellings without allocating.
     identity_names: [Vec<u8>; 4],
+    /// Bit `n` is set when an identity header name is `n` bytes long (`n` below 64), so that
+    /// most header names are ruled out by one test.
+    identity_name_lengths: u64,
 }
 
 impl Gate {
@@ -202,8 +238,10 @@ impl Gate {
         let logged_out_marker = format!("{}-logged-out", config.cookie_name);
         let identity_names = config.headers.all().map(|name| canonical_name(name.as_bytes()));
         let identity_header_names = config.headers.all().map(Rc::from);
+        let identity_name_lengths = identity_names.iter().fold(0, |lengths, name| lengths | length_bit(name.len()));
         Gate {
             identity_names,
+            identity_name_lengths,
             identity_header_names,
             config,
             sealer,
@@ -211,6 +249,7 @@ impl Gate {
             logged_out_marker,
             refreshes: RefCell::default(),
             sessions: RefCell::default(),
+            cookie_headers: RefCell::default(),
         }
     }
 
@@ -230,6 +269,44 @@ impl Gate {
     /// Every request that goes upstream loses client-sent identity headers and the filter's
     /// own cookies.
     pub fn on_request(&self, request: &Request, now: u64, random: &mut dyn Random) -> Outcome {
+        match self.pass_cached_session(request, now) {
+            Some(forward) => Outcome::new(Step::Forward(forward)),
+            None => self.decide(request, now, random),
+        }
+    }
+
+    /// Passes a request whose `cookie` header carried a valid session before, in the common
+    /// case where nothing but the identity headers and the cookie change: not one of the
+    /// filter's paths, no skip path, and no refresh or re-sealing due. Returns `None` for
+    /// everything else, which [`Gate::decide`] handles.
+    ///
+    /// It is kept apart from `decide`, whose rare paths are many, so that the code every
+    /// authenticated request runs stays small.
+    fn pass_cached_session(&self, request: &Request, now: u64) -> Option<Forward> {
+        let path = request.path();
+        let config = &self.config;
+        let own_path = [&config.callback_path, &config.logout_path, &config.forbidden_path];
+        if own_path.into_iter().any(|route| self.is_route(path, route)) || self.is_skip_path(path) {
+            return None;
+        }
+        let mut headers = request.cookie_header_values();
+        let (Some(header), None) = (headers.next(), headers.next()) else { return None };
+        let found = self.cached_cookie_header(header, now)?;
+        let OpenedSession { session, by_previous_key } = &found.cookie.opened;
+        let refresh_due = self.config.refresh
+            && session.refresh_token.is_some()
+            && now.saturating_add(self.config.refresh_margin_s) >= session.expires_at;
+        if *by_previous_key || refresh_due || session.token_expired(now) {
+            return None;
+        }
+        let upstream = found.upstream?;
+        Some(self.forward_with(request, &found.cookie.identity, upstream))
+    }
+
+    /// Decides what to do with a request that [`Gate::pass_cached_session`] did not pass.
+    #[cold]
+    #[inline(never)]
+    fn decide(&self, request: &Request, now: u64, random: &mut dyn Random) -> Outcome {
         let path = request.path();
 
         if self.is_route(path, &self.config.callback_path) {
@@ -252,19 +329,13 @@ impl Gate {
             return Outcome::new(Step::Reply(reply));
         }
 
-        // Skip rules see the path without its query, so `?x=/healthz` cannot widen them,
-        // and never a path that an app could resolve elsewhere (`/public/..%2Fadmin`).
-        let skip = !self.config.skip_paths.is_empty() && paths::is_unambiguous(path) && {
-            let path_text = String::from_utf8_lossy(path);
-            self.config.skip_paths.iter().any(|pattern| pattern.matches(&path_text))
-        };
-        if skip {
+        if self.is_skip_path(path) {
             return Outcome::new(Step::Forward(self.forward(request, None)));
         }
 
         let mut events = Vec::new();
         match self.find_session(request, now) {
-            Ok((opened, sealed)) => match self.use_session(request, &opened, sealed, now, random) {
+            Ok(found) => match self.use_session(request, found, now, random) {
                 Ok(outcome) => return outcome,
                 Err(reason) => events.push(Event::SessionInvalid { reason }),
             },
@@ -302,11 +373,12 @@ impl Gate {
     fn use_session(
         &self,
         request: &Request,
-        cookie: &OpenedCookie,
-        sealed: &[u8],
+        found: FoundSession,
         now: u64,
         random: &mut dyn Random,
     ) -> Result<Outcome, String> {
+        let FoundSession { cookie, sealed, upstream } = found;
+        let upstream = upstream.unwrap_or_else(|| self.upstream_cookie(request));
         let OpenedSession { session, by_previous_key } = &cookie.opened;
         let can_refresh = self.config.refresh && session.refresh_token.is_some();
         let refresh_due = now.saturating_add(self.config.refresh_margin_s) >= session.expires_at;
@@ -315,7 +387,7 @@ impl Gate {
             if session.token_expired(now) {
                 return Err("access token expired and there is no refresh token to renew it".to_string());
             }
-            let mut forward = self.forward_with(request, &cookie.identity);
+            let mut forward = self.forward_with(request, &cookie.identity, upstream);
             // If an old key sealed the cookie, seal it again with the current one.
             if *by_previous_key {
                 forward.response_cookies.extend(self.session_cookie(session, request.is_https(), now, random));
@@ -337,7 +409,7 @@ impl Gate {
             // Another request of this browser is refreshing; this one goes on with the old
             // token while it is still valid.
             Lookup::InFlight if !session.token_expired(now) => {
-                Ok(Outcome::new(Step::Forward(self.forward_with(request, &cookie.identity))))
+                Ok(Outcome::new(Step::Forward(self.forward_with(request, &cookie.identity, upstream))))
             }
             Lookup::InFlight | Lookup::Unknown => {
                 if let Ok(mut table) = self.refreshes.try_borrow_mut() {
@@ -345,6 +417,16 @@ impl Gate {
                 }
                 Ok(self.start_refresh(request, session.clone(), key))
             }
+        }
+    }
+
+    /// Returns true when `path` matches a skip rule. Skip rules see the path without its
+    /// query, so `?x=/healthz` cannot widen them, and never a path that an app could resolve
+    /// elsewhere (`/public/..%2Fadmin`).
+    fn is_skip_path(&self, path: &[u8]) -> bool {
+        !self.config.skip_paths.is_empty() && paths::is_unambiguous(path) && {
+            let path_text = String::from_utf8_lossy(path);
+            self.config.skip_paths.iter().any(|pattern| pattern.matches(&path_text))
         }
     }
 
@@ -356,21 +438,63 @@ impl Gate {
         path == route || Some(path) == route.get(..without_slashes)
     }
 
-    /// Finds a valid session among the session cookies, with its sealed value. Returns
-    /// `Err(None)` when there is no session cookie and `Err(Some(reason))` when every one
-    /// was invalid.
-    fn find_session<'r>(&self, request: &Request<'r>, now: u64) -> Result<(Rc<OpenedCookie>, &'r [u8]), Option<String>> {
+    /// Finds a valid session among the session cookies. Returns `Err(None)` when there is no
+    /// session cookie and `Err(Some(reason))` when every one was invalid.
+    ///
+    /// A request with one `cookie` header is first looked up whole in the header cache. On a
+    /// miss the header is parsed, and a header that carried a valid session is cached.
+    fn find_session<'r>(&self, request: &Request<'r>, now: u64) -> Result<FoundSession<'r>, Option<String>> {
+        let mut headers = request.cookie_header_values();
+        let only_header = match (headers.next(), headers.next()) {
+            (Some(only), None) => Some(only),
+            _ => None,
+        };
+        if let Some(header) = only_header {
+            if let Some(found) = self.cached_cookie_header(header, now) {
+                return Ok(found);
+            }
+        }
+
         let name = self.config.cookie_name.as_bytes();
         let mut last_error = None;
         for header in request.cookie_header_values() {
             for (_, value) in cookie_pairs(header).filter(|(cookie, _)| *cookie == name) {
                 match self.open_session(value, now) {
-                    Ok(opened) => return Ok((opened, value)),
+                    Ok(cookie) => {
+                        let upstream = only_header.map(|header| self.cache_cookie_header(header, &cookie, value));
+                        return Ok(FoundSession { cookie, sealed: value, upstream });
+                    }
                     Err(error) => last_error = Some(error.to_string()),
                 }
             }
         }
         Err(last_error)
+    }
+
+    /// Returns the session that `header` carried when it was cached, if its age still allows it.
+    fn cached_cookie_header<'r>(&self, header: &'r [u8], now: u64) -> Option<FoundSession<'r>> {
+        let parsed = self.cookie_headers.try_borrow().ok()?.get(header)?;
+        parsed.cookie.opened.session.check_age(now, self.config.session_max_age_s).ok()?;
+        let sealed = header.get(parsed.sealed.clone())?;
+        Some(FoundSession { cookie: Rc::clone(&parsed.cookie), sealed, upstream: Some(parsed.upstream.clone()) })
+    }
+
+    /// Computes the upstream form of a `cookie` header that carried `cookie` in `sealed`, a
+    /// slice of `header`, and caches both when the header is short enough. Returns the
+    /// upstream form.
+    fn cache_cookie_header(&self, header: &[u8], cookie: &Rc<OpenedCookie>, sealed: &[u8]) -> UpstreamCookie {
+        let upstream = self.upstream_cookie_of(&[header]);
+        // `sealed` borrows from `header`, so its offset is the distance between the two.
+        let start = (sealed.as_ptr() as usize).wrapping_sub(header.as_ptr() as usize);
+        let range = start..start.saturating_add(sealed.len());
+        let within = header.get(range.clone()) == Some(sealed);
+        if within && header.len() <= MAX_CACHED_COOKIE_HEADER_BYTES {
+            if let Ok(mut cache) = self.cookie_headers.try_borrow_mut() {
+                let parsed = ParsedCookieHeader { cookie: Rc::clone(cookie), sealed: range, upstream: upstream.clone() };
+                cache.insert(header, Rc::new(parsed));
+            }
+        }
+        upstream
     }
 
     /// Opens a session cookie value, from the VM's cache when this value opened before, and
@@ -394,7 +518,7 @@ impl Gate {
     }
 
     /// Returns the identity headers to set for `session`.
-    fn identity_of(&self, session: &Session) -> Vec<(Rc<str>, Rc<str>)> {
+    fn identity_of(&self, session: &Session) -> Identity {
         let [email, id, name, token] = &self.identity_header_names;
         let mut set = Vec::with_capacity(4);
         set.push((Rc::clone(email), Rc::from(session.email.as_str())));
@@ -405,37 +529,48 @@ impl Gate {
         if self.config.expose_token {
             set.push((Rc::clone(token), Rc::from(session.access_token.expose())));
         }
-        set
+        set.into()
     }
 
     /// Builds the edits for a request that goes upstream, with identity when logged in.
     fn forward(&self, request: &Request, session: Option<&Session>) -> Forward {
-        let identity = session.map(|session| self.identity_of(session)).unwrap_or_default();
-        self.forward_with(request, &identity)
+        let identity = match session {
+            Some(session) => self.identity_of(session),
+            None => Rc::new([]),
+        };
+        self.forward_with(request, &identity, self.upstream_cookie(request))
     }
 
-    /// Builds the edits for a request that goes upstream with the given identity headers.
-    fn forward_with(&self, request: &Request, identity: &[(Rc<str>, Rc<str>)]) -> Forward {
+    /// Builds the edits for a request that goes upstream with the given identity headers and
+    /// upstream `cookie` header.
+    fn forward_with(&self, request: &Request, identity: &Identity, cookie: UpstreamCookie) -> Forward {
         let mut remove: Vec<String> = Vec::new();
         for (name, _) in request.fields() {
-            let identity = self.identity_names.iter().any(|canonical| is_spelling_of(name, canonical));
+            let identity = self.identity_name_lengths & length_bit(name.len()) != 0
+                && self.identity_names.iter().any(|canonical| is_spelling_of(name, canonical));
             if identity && !remove.iter().any(|removed| removed.as_bytes() == name) {
                 // A name that matched spells an ASCII identity name, so it is ASCII itself.
                 remove.push(String::from_utf8_lossy(name).into_owned());
             }
         }
 
-        let set = identity.to_vec();
+        Forward { remove, set: Rc::clone(identity), cookie, response_cookies: Vec::new() }
+    }
 
-        let is_own = |name: &[u8]| self.is_own_cookie(name);
+    /// Returns the change to the request's `cookie` headers that removes the filter's own cookies.
+    fn upstream_cookie(&self, request: &Request) -> UpstreamCookie {
         // One `cookie` header is the usual case, and needs no list of headers.
         let mut cookie_headers = request.cookie_header_values();
-        let cookie = match (cookie_headers.next(), cookie_headers.next()) {
+        match (cookie_headers.next(), cookie_headers.next()) {
             (None, _) => None,
-            (Some(only), None) => cookie_header_without(&[only], is_own),
-            (Some(_), Some(_)) => cookie_header_without(&request.cookie_headers(), is_own),
-        };
-        Forward { remove, set, cookie, response_cookies: Vec::new() }
+            (Some(only), None) => self.upstream_cookie_of(&[only]),
+            (Some(_), Some(_)) => self.upstream_cookie_of(&request.cookie_headers()),
+        }
+    }
+
+    fn upstream_cookie_of(&self, headers: &[&[u8]]) -> UpstreamCookie {
+        let upstream = cookie_header_without(headers, |name| self.is_own_cookie(name))?;
+        Some(upstream.map(Rc::from))
     }
 
     /// Seals `session` into a `Set-Cookie` value. Its `Max-Age` runs to the end of the
@@ -473,6 +608,12 @@ impl Gate {
     fn clear_cookie(&self, name: &str, https: bool) -> String {
         set_cookie(name, "", 0, https)
     }
+}
+
+/// Returns the bit for names of `length` bytes in a set of lengths below 64; longer lengths
+/// share the top bit, so a length at or above 63 never rules a name out.
+fn length_bit(length: usize) -> u64 {
+    1 << length.min(63)
 }
 
 /// Formats a `Set-Cookie` value with the attributes every cookie of this filter has.

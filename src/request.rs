@@ -43,6 +43,24 @@ impl HeaderFields for Vec<(&[u8], &[u8])> {
     }
 }
 
+/// Header fields borrowed as one slice of (name, value) pairs.
+#[derive(Debug)]
+pub struct FieldSlice<'a>(pub &'a [(&'a [u8], &'a [u8])]);
+
+impl HeaderFields for FieldSlice<'_> {
+    fn count(&self) -> usize {
+        self.0.len()
+    }
+
+    fn field(&self, index: usize) -> Option<(&[u8], &[u8])> {
+        self.0.get(index).copied()
+    }
+
+    fn as_pairs(&self) -> Option<&[(&[u8], &[u8])]> {
+        Some(self.0)
+    }
+}
+
 /// The parts of a request the gate reads. Header names are lowercase, as Envoy gives them.
 #[derive(Debug, Clone, Copy)]
 pub struct Request<'a> {

@@ -184,10 +184,15 @@ struct CachedSession<T> {
 /// bytes and the decoded session), so the cache stays near 1 MiB for each Envoy worker.
 pub const MAX_CACHED_SESSIONS: usize = 1024;
 
-/// Bytes at the end of a sealed value that the cache hashes. They encode the end of the
-/// ciphertext and the Poly1305 tag, which differ between any two sealed values, and hashing
-/// them instead of the whole value keeps lookups cheap.
-const KEY_TAIL_BYTES: usize = 32;
+/// Bytes at the end of a value that the cache hashes. In a sealed value they encode the
+/// Poly1305 tag, which differs between any two sealed values, and hashing them instead of the
+/// whole value keeps lookups cheap.
+const KEY_TAIL_BYTES: usize = 16;
+
+/// Eight-byte samples, spread evenly over a value, that the cache hashes besides its tail.
+/// A whole `cookie` header may end with an app cookie that many browsers share, and the
+/// samples then fall into the session cookie, so such headers still spread over the cache.
+const KEY_SAMPLES: usize = 2;
 
 impl<T> Default for SessionCache<T> {
     fn default() -> Self {
@@ -234,8 +239,24 @@ impl<T> SessionCache<T> {
     }
 
     fn key(&self, value: &[u8]) -> u64 {
-        let tail = value.get(value.len().saturating_sub(KEY_TAIL_BYTES)..).unwrap_or(value);
-        self.hasher.hash_one(tail)
+        // The length, the samples and the tail go to the hasher in one write, because SipHash
+        // pays for every write.
+        let mut input = [0u8; 8 + KEY_SAMPLES * 8 + KEY_TAIL_BYTES];
+        let (length, rest) = input.split_at_mut(8);
+        length.copy_from_slice(&(value.len() as u64).to_le_bytes());
+        let (samples, tail) = rest.split_at_mut(KEY_SAMPLES * 8);
+        let step = value.len() / (KEY_SAMPLES + 1);
+        for (index, sample) in samples.chunks_exact_mut(8).enumerate() {
+            let start = (index + 1) * step;
+            if let Some(bytes) = value.get(start..start + 8) {
+                sample.copy_from_slice(bytes);
+            }
+        }
+        let value_tail = value.get(value.len().saturating_sub(KEY_TAIL_BYTES)..).unwrap_or(value);
+        if let Some(slot) = tail.get_mut(..value_tail.len()) {
+            slot.copy_from_slice(value_tail);
+        }
+        self.hasher.hash_one(input)
     }
 }
 

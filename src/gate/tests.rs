@@ -314,14 +314,14 @@ fn session_passes_with_identity() {
     let cookie = format!("app=1; {session}; other=2");
     let forward = forward(run(&gate, "GET", "/page", &[("cookie", &cookie)]));
     assert_eq!(
-        forward.set,
+        forward.set.to_vec(),
         vec![
             ("x-heroku-user-email".into(), "ada@example.com".into()),
             ("x-heroku-user-id".into(), "user-1".into()),
             ("x-heroku-user-name".into(), "Ada Lovelace".into()),
         ]
     );
-    assert_eq!(forward.cookie, Some(Some(b"app=1; other=2".to_vec())));
+    assert_eq!(forward.cookie, Some(Some(Rc::from(&b"app=1; other=2"[..]))));
 }
 
 #[test]
@@ -435,7 +435,7 @@ fn logged_out_page_shows_once() {
     let session = log_in(&gate);
     let both = format!("{marker}; {session}; app=1");
     let forward = forward(run(&gate, "GET", "/", &[("cookie", &both)]));
-    assert_eq!(forward.cookie, Some(Some(b"app=1".to_vec())), "the marker is not sent upstream");
+    assert_eq!(forward.cookie, Some(Some(Rc::from(&b"app=1"[..]))), "the marker is not sent upstream");
 }
 
 #[test]
@@ -978,4 +978,36 @@ fn odd_state_cookie_names_are_not_echoed() {
         let name = cookie_pair(set_cookie).split('=').next().unwrap();
         assert!(name.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_'), "{name:?}");
     }
+}
+
+#[test]
+fn repeated_cookie_header_gives_same_edits() {
+    let gate = gate();
+    let session = log_in(&gate);
+    let cookie = format!("app=1; {session}; other=2");
+    let first = forward(at(&gate, &cookie, &[], NOW));
+    let again = forward(at(&gate, &cookie, &[("x_heroku_user_email", "mallory@example.com")], NOW + 1));
+    assert_eq!(again.set, first.set);
+    assert_eq!(again.cookie, Some(Some(Rc::from(&b"app=1; other=2"[..]))));
+    assert_eq!(again.remove, vec!["x_heroku_user_email".to_string()], "a spoofed header is still removed");
+}
+
+#[test]
+fn repeated_cookie_header_checks_session_age() {
+    let gate = gate();
+    let session = log_in(&gate);
+    assert!(matches!(at(&gate, &session, &[], NOW).step, Step::Forward(_)));
+    let late = at(&gate, &session, &[], NOW + gate.config().session_max_age_s);
+    assert!(matches!(late.step, Step::Reply(_)), "an aged session is not let through: {:?}", late.step);
+    assert!(late.events.iter().any(|event| matches!(event, Event::SessionInvalid { .. })), "{:?}", late.events);
+}
+
+#[test]
+fn repeated_cookie_header_still_logs_out() {
+    let gate = gate();
+    let session = log_in(&gate);
+    forward(at(&gate, &session, &[], NOW));
+    let logout = gate.config().logout_path.clone();
+    let outcome = run(&gate, "GET", &logout, &[("cookie", &session)]);
+    assert_eq!(outcome.events, vec![Event::LoggedOut]);
 }
