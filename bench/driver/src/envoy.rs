@@ -27,6 +27,9 @@ pub enum Filter {
     None,
     /// `bench/floor`: reads `cookie`, sets one request header.
     Floor,
+    /// `bench/floor` configured to make heroku-bouncer's four request header writes: the
+    /// least that any filter making those writes costs.
+    FloorWrites,
     /// heroku-bouncer with a valid session.
     Bouncer,
     /// Envoy's native `envoy.filters.http.oauth2` with a valid session.
@@ -36,12 +39,13 @@ pub enum Filter {
 }
 
 impl Filter {
-    pub const ALL: [Filter; 4] = [Filter::None, Filter::Floor, Filter::Bouncer, Filter::Oauth2];
+    pub const ALL: [Filter; 5] = [Filter::None, Filter::Floor, Filter::FloorWrites, Filter::Bouncer, Filter::Oauth2];
 
     pub fn name(self) -> &'static str {
         match self {
             Filter::None => "no filter",
             Filter::Floor => "floor (trivial wasm)",
+            Filter::FloorWrites => "floor, bouncer's 4 writes",
             Filter::Bouncer => "heroku-bouncer",
             Filter::Oauth2 => "envoy oauth2",
             Filter::Compare => "heroku-bouncer (compare)",
@@ -52,6 +56,7 @@ impl Filter {
         match self {
             Filter::None => "none",
             Filter::Floor => "floor",
+            Filter::FloorWrites => "floor-writes",
             Filter::Bouncer => "bouncer",
             Filter::Oauth2 => "oauth2",
             Filter::Compare => "compare",
@@ -175,6 +180,7 @@ fn bootstrap(artifacts: &Artifacts, filter: Filter, port: u16, standin_port: u16
     let filter_yaml = match filter {
         Filter::None => String::new(),
         Filter::Floor => wasm_filter("bench_floor", &artifacts.floor_wasm, "\"\""),
+        Filter::FloorWrites => wasm_filter("bench_floor", &artifacts.floor_wasm, "\"four-writes\""),
         Filter::Bouncer | Filter::Compare => {
             let plugin = format!(
                 r#"{{"client_id": "{CLIENT_ID}", "client_secret": "{CLIENT_SECRET}", "secret_key": "{SECRET_KEY}", "authorize_url": "http://127.0.0.1:{standin_port}/oauth/authorize", "id_authority": "id.heroku.com", "api_authority": "api.heroku.com"}}"#
