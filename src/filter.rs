@@ -15,7 +15,9 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType, Status};
 
 use crate::config;
-use crate::gate::{Event, Forward, Gate, Outcome, Pending, RandomUnavailable, Reply, Request, Step};
+use crate::gate::{
+    Event, Forward, Gate, Identity, Outcome, Pending, RandomUnavailable, Reply, Request, RequestSummary, Step, UpstreamCookie,
+};
 use crate::heroku::{CalloutResponse, MAX_RESPONSE_BYTES};
 use crate::request::FieldSlice;
 use crate::used_states;
@@ -359,10 +361,14 @@ impl Stream {
         for name in &forward.remove {
             self.remove_http_request_header(name);
         }
-        for (name, value) in forward.set.iter() {
+        self.set_request_headers(&forward.set, &forward.cookie);
+    }
+
+    fn set_request_headers(&self, identity: &Identity, cookie: &UpstreamCookie) {
+        for (name, value) in identity.iter() {
             self.set_http_request_header(name, Some(&**value));
         }
-        if let Some(cookie) = &forward.cookie {
+        if let Some(cookie) = cookie {
             self.set_http_request_header_bytes("cookie", cookie.as_deref());
         }
     }
@@ -428,6 +434,19 @@ impl Context for Stream {
 impl HttpContext for Stream {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         let serialized = request_header_map::read();
+        let now = self.request_time();
+
+        // A browser with a known session takes the short way: one pass over the headers and
+        // no decision to build.
+        let mut summary = RequestSummary::default();
+        for (name, value) in request_header_map::Fields::new(&serialized) {
+            self.gate.note_field(&mut summary, name, value);
+        }
+        if let Some((identity, cookie)) = self.gate.pass_known_session(&summary, now) {
+            self.set_request_headers(&identity, &cookie);
+            return Action::Continue;
+        }
+
         // The fields usually fit on the stack, which saves an allocation on every request.
         let mut on_stack = [(&[][..], &[][..]); request_header_map::STACK_FIELDS];
         let on_heap;
@@ -438,7 +457,6 @@ impl HttpContext for Stream {
                 &on_heap[..]
             }
         };
-        let now = self.request_time();
         let outcome = self.gate.on_request(&Request { headers: &FieldSlice(fields) }, now, &mut HostRandom);
         if let Step::Callout(..) = outcome.step {
             self.request_headers = fields
@@ -517,7 +535,7 @@ mod request_header_map {
     }
 
     /// Iterates over the fields of a serialized header map, stopping at the first fault.
-    struct Fields<'a> {
+    pub struct Fields<'a> {
         serialized: &'a [u8],
         count: usize,
         index: usize,
@@ -526,7 +544,7 @@ mod request_header_map {
     }
 
     impl<'a> Fields<'a> {
-        fn new(serialized: &'a [u8]) -> Self {
+        pub fn new(serialized: &'a [u8]) -> Self {
             let count = read_u32(serialized, 0).unwrap_or(0);
             // A count too large for the buffer yields nothing: the first size read fails.
             let data = count.checked_mul(8).and_then(|sizes| sizes.checked_add(4)).unwrap_or(usize::MAX);

@@ -18,7 +18,7 @@ use crate::refresh::{session_key, Lookup, RefreshTable};
 use crate::seal::{Sealer, SEAL_RANDOM_BYTES};
 use crate::session::{self, OpenedSession, Session, SessionCache, SessionError};
 
-pub use crate::request::{safe_return_path, Request, MAX_RETURN_PATH_BYTES};
+pub use crate::request::{safe_return_path, Request, RequestSummary, MAX_RETURN_PATH_BYTES};
 pub use login::Login;
 pub use verify::{Flow, Pending, Refresh};
 
@@ -269,29 +269,50 @@ impl Gate {
     /// Every request that goes upstream loses client-sent identity headers and the filter's
     /// own cookies.
     pub fn on_request(&self, request: &Request, now: u64, random: &mut dyn Random) -> Outcome {
-        match self.pass_cached_session(request, now) {
-            Some(forward) => Outcome::new(Step::Forward(forward)),
+        let mut summary = RequestSummary::default();
+        for (name, value) in request.fields() {
+            self.note_field(&mut summary, name, value);
+        }
+        match self.pass_known_session(&summary, now) {
+            Some((identity, cookie)) => {
+                let forward = Forward { remove: Vec::new(), set: identity, cookie, response_cookies: Vec::new() };
+                Outcome::new(Step::Forward(forward))
+            }
             None => self.decide(request, now, random),
         }
     }
 
-    /// Passes a request whose `cookie` header carried a valid session before, in the common
-    /// case where nothing but the identity headers and the cookie change: not one of the
-    /// filter's paths, no skip path, and no refresh or re-sealing due. Returns `None` for
-    /// everything else, which [`Gate::decide`] handles.
+    /// Adds one request header field to `summary`.
+    pub fn note_field<'a>(&self, summary: &mut RequestSummary<'a>, name: &'a [u8], value: &'a [u8]) {
+        if name == b":path" {
+            summary.path_and_query = value;
+        } else if name == b"cookie" {
+            summary.cookie = Some(value);
+            summary.cookie_headers += 1;
+        } else if self.is_identity_name(name) {
+            summary.identity_sent = true;
+        }
+    }
+
+    /// Returns the identity headers and the upstream `cookie` header for a request whose one
+    /// `cookie` header carried a valid session before, in the common case where nothing else
+    /// needs deciding: not one of the filter's paths, no skip path, no client-sent identity
+    /// header, and no refresh or re-sealing due. Returns `None` for everything else, which
+    /// [`Gate::on_request`] decides in full.
     ///
-    /// It is kept apart from `decide`, whose rare paths are many, so that the code every
-    /// authenticated request runs stays small.
-    fn pass_cached_session(&self, request: &Request, now: u64) -> Option<Forward> {
-        let path = request.path();
+    /// The glue calls this first, with a summary gathered in one pass over the headers, so
+    /// that the code every authenticated request runs stays small.
+    pub fn pass_known_session(&self, summary: &RequestSummary, now: u64) -> Option<(Identity, UpstreamCookie)> {
+        if summary.identity_sent || summary.cookie_headers != 1 {
+            return None;
+        }
+        let path = crate::request::path_of(summary.path_and_query);
         let config = &self.config;
         let own_path = [&config.callback_path, &config.logout_path, &config.forbidden_path];
         if own_path.into_iter().any(|route| self.is_route(path, route)) || self.is_skip_path(path) {
             return None;
         }
-        let mut headers = request.cookie_header_values();
-        let (Some(header), None) = (headers.next(), headers.next()) else { return None };
-        let found = self.cached_cookie_header(header, now)?;
+        let found = self.cached_cookie_header(summary.cookie?, now)?;
         let OpenedSession { session, by_previous_key } = &found.cookie.opened;
         let refresh_due = self.config.refresh
             && session.refresh_token.is_some()
@@ -299,11 +320,10 @@ impl Gate {
         if *by_previous_key || refresh_due || session.token_expired(now) {
             return None;
         }
-        let upstream = found.upstream?;
-        Some(self.forward_with(request, &found.cookie.identity, upstream))
+        Some((Rc::clone(&found.cookie.identity), found.upstream?))
     }
 
-    /// Decides what to do with a request that [`Gate::pass_cached_session`] did not pass.
+    /// Decides what to do with a request that [`Gate::pass_known_session`] did not pass.
     #[cold]
     #[inline(never)]
     fn decide(&self, request: &Request, now: u64, random: &mut dyn Random) -> Outcome {
@@ -546,9 +566,7 @@ impl Gate {
     fn forward_with(&self, request: &Request, identity: &Identity, cookie: UpstreamCookie) -> Forward {
         let mut remove: Vec<String> = Vec::new();
         for (name, _) in request.fields() {
-            let identity = self.identity_name_lengths & length_bit(name.len()) != 0
-                && self.identity_names.iter().any(|canonical| is_spelling_of(name, canonical));
-            if identity && !remove.iter().any(|removed| removed.as_bytes() == name) {
+            if self.is_identity_name(name) && !remove.iter().any(|removed| removed.as_bytes() == name) {
                 // A name that matched spells an ASCII identity name, so it is ASCII itself.
                 remove.push(String::from_utf8_lossy(name).into_owned());
             }
@@ -591,6 +609,12 @@ impl Gate {
 
     fn notice(&self, notice: Notice, api_client: bool, action_href: &str) -> Reply {
         Reply::notice(&self.config.pages, notice, api_client, action_href)
+    }
+
+    /// Returns true when `name` spells one of the identity headers, as an app server would read it.
+    fn is_identity_name(&self, name: &[u8]) -> bool {
+        self.identity_name_lengths & length_bit(name.len()) != 0
+            && self.identity_names.iter().any(|canonical| is_spelling_of(name, canonical))
     }
 
     fn is_own_cookie(&self, name: &[u8]) -> bool {

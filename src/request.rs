@@ -43,6 +43,26 @@ impl HeaderFields for Vec<(&[u8], &[u8])> {
     }
 }
 
+/// Returns the path of a `:path` value: the part before its query or fragment.
+pub(crate) fn path_of(path_and_query: &[u8]) -> &[u8] {
+    let end = path_and_query.iter().position(|byte| *byte == b'?' || *byte == b'#').unwrap_or(path_and_query.len());
+    path_and_query.get(..end).unwrap_or_default()
+}
+
+/// The parts of a request that [`Gate::pass_known_session`](crate::gate::Gate::pass_known_session)
+/// reads, gathered in one pass over its header fields by [`Gate::note_field`](crate::gate::Gate::note_field).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestSummary<'a> {
+    /// The `:path` pseudo-header, with its query.
+    pub path_and_query: &'a [u8],
+    /// The value of the last `cookie` header.
+    pub cookie: Option<&'a [u8]>,
+    /// Number of `cookie` headers.
+    pub cookie_headers: usize,
+    /// True when a header name spells an identity header, which only the full decision removes.
+    pub identity_sent: bool,
+}
+
 /// Header fields borrowed as one slice of (name, value) pairs.
 #[derive(Debug)]
 pub struct FieldSlice<'a>(pub &'a [(&'a [u8], &'a [u8])]);
@@ -91,9 +111,7 @@ impl<'a> Request<'a> {
     }
 
     pub(crate) fn path(&self) -> &'a [u8] {
-        let full = self.path_and_query();
-        let end = full.iter().position(|byte| *byte == b'?' || *byte == b'#').unwrap_or(full.len());
-        full.get(..end).unwrap_or_default()
+        path_of(self.path_and_query())
     }
 
     pub(crate) fn query(&self) -> &'a [u8] {
