@@ -4,15 +4,16 @@
 //! variables. Anything unknown, mistyped or unsafe is an error, so a typo can never turn
 //! the gate off.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-use serde::Deserialize;
-use serde_json::Value;
-
 use crate::allow::AllowRule;
+use crate::json::Json;
 use crate::pages::{Pages, ALL_NOTICES};
 use crate::secret::Secret;
+
+mod decode;
 
 /// Environment variables read when the matching key is absent from the JSON.
 pub const ENV_CLIENT_ID: &str = "HEROKU_OAUTH_ID";
@@ -122,30 +123,30 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// The JSON as written by the operator. Credentials are plain `Value`s so that a wrongly
-/// typed secret produces an error message without the value in it.
+/// The JSON as written by the operator, decoded by [`RawConfig::decode`]. Credentials are
+/// plain `Json` values so that a wrongly typed secret produces an error message without the
+/// value in it.
 ///
 /// With the `schema` feature, this type also generates `docs/config.schema.json`: the doc
 /// comments become descriptions, and the `schemars` attributes state defaults and limits
 /// that `parse` enforces. The schema checks less than `parse` does (reserved header names,
 /// distinct paths, key lengths in bytes), so a valid document can still be rejected.
-#[derive(Deserialize, Default)]
+#[derive(Default)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[cfg_attr(feature = "schema", schemars(title = "heroku-bouncer plugin configuration"))]
-#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "schema", schemars(title = "heroku-bouncer plugin configuration", deny_unknown_fields))]
 pub(crate) struct RawConfig {
     /// The Heroku OAuth client id. Without it, the HEROKU_OAUTH_ID environment variable.
     #[cfg_attr(feature = "schema", schemars(with = "Option<String>"))]
-    client_id: Option<Value>,
+    client_id: Option<Json>,
     /// The OAuth client secret. Without it, the HEROKU_OAUTH_SECRET environment variable.
     #[cfg_attr(feature = "schema", schemars(with = "Option<String>"))]
-    client_secret: Option<Value>,
+    client_secret: Option<Json>,
     /// At least 32 bytes, from which the cookie keys are derived. Without it, the SECRET_KEY variable.
     #[cfg_attr(feature = "schema", schemars(with = "Option<String>"))]
-    secret_key: Option<Value>,
+    secret_key: Option<Json>,
     /// Keys of at least 32 bytes that older cookies may be sealed with. Without it, SECRET_KEY_PREVIOUS.
     #[cfg_attr(feature = "schema", schemars(with = "Option<Vec<String>>"))]
-    previous_secret_keys: Option<Value>,
+    previous_secret_keys: Option<Json>,
     /// Scopes requested at Heroku's authorize page, separated by spaces.
     #[cfg_attr(feature = "schema", schemars(extend("default" = "identity")))]
     scope: Option<String>,
@@ -205,7 +206,7 @@ pub(crate) struct RawConfig {
     callout_timeout_ms: Option<u64>,
     /// Replacement HTML for the filter's pages, by page name; "{{action_url}}" becomes the page's link.
     #[cfg_attr(feature = "schema", schemars(extend("default" = {})))]
-    pages: Option<std::collections::BTreeMap<String, String>>,
+    pages: Option<BTreeMap<String, String>>,
     /// Refresh the access token before it expires, while a refresh token is available.
     #[cfg_attr(feature = "schema", schemars(extend("default" = true)))]
     refresh: Option<bool>,
@@ -226,24 +227,22 @@ const ROUTE_PATH_PATTERN: &str = r"^/[A-Za-z0-9._~!$&'()+,;=:@%-][A-Za-z0-9._~!$
 #[cfg(feature = "schema")]
 const NAME_PATTERN: &str = r"^[!-~]+$";
 
-#[derive(Deserialize, Default)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema), schemars(inline))]
-#[serde(deny_unknown_fields)]
+#[derive(Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema), schemars(inline, deny_unknown_fields))]
 struct RawAllow {
     /// Email addresses, matched case-insensitively.
-    #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(default))]
     emails: Vec<String>,
     /// Email domains, matched exactly and case-insensitively ("heroku.com" does not admit "x.heroku.com").
-    #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(default))]
     email_domains: Vec<String>,
     /// Heroku team names or ids, read from Heroku at login and at every refresh.
-    #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(default))]
     teams: Vec<String>,
 }
 
-#[derive(Deserialize, Default)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema), schemars(inline))]
-#[serde(deny_unknown_fields)]
+#[derive(Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema), schemars(inline, deny_unknown_fields))]
 struct RawHeaders {
     /// Header for the account email.
     #[cfg_attr(feature = "schema", schemars(extend("default" = "x-heroku-user-email"), pattern(HEADER_PATTERN)))]
@@ -268,7 +267,7 @@ const HEADER_PATTERN: &str = r"^[A-Za-z0-9_-]+$";
 /// `json` is the configuration as Envoy delivers it, where empty means `{}`. `env` looks up
 /// an environment variable: the filter passes `std::env::var`, and tests pass a map.
 pub fn parse(json: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-    let raw = parse_json(json)?;
+    let raw = decode::parse_json(json)?;
 
     let client_id = credential(raw.client_id, "client_id", ENV_CLIENT_ID, env)?;
     let client_secret = credential(raw.client_secret, "client_secret", ENV_CLIENT_SECRET, env)?;
@@ -366,16 +365,16 @@ pub fn parse(json: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Config
 
 /// Reads `previous_secret_keys`, or else the comma-separated `SECRET_KEY_PREVIOUS`. No key
 /// appears in an error message.
-fn previous_keys(value: Option<Value>, env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<Secret>, ConfigError> {
+fn previous_keys(value: Option<Json>, env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<Secret>, ConfigError> {
     let keys: Vec<String> = match value {
-        Some(Value::Array(items)) => items
+        Some(Json::Array(items)) => items
             .into_iter()
             .map(|item| match item {
-                Value::String(key) => Ok(key),
+                Json::String(key) => Ok(key),
                 _ => Err(ConfigError::new("previous_secret_keys", "every entry must be a JSON string")),
             })
             .collect::<Result<_, _>>()?,
-        Some(Value::Null) | None => env(ENV_SECRET_KEY_PREVIOUS)
+        Some(Json::Null) | None => env(ENV_SECRET_KEY_PREVIOUS)
             .map(|list| list.split(',').map(|key| key.trim().to_string()).filter(|key| !key.is_empty()).collect())
             .unwrap_or_default(),
         Some(_) => return Err(ConfigError::new("previous_secret_keys", "the value must be a JSON array of strings")),
@@ -415,7 +414,7 @@ fn in_range(
 }
 
 /// Reads the operator's replacement pages, keyed by page name.
-fn custom_pages(entries: std::collections::BTreeMap<String, String>) -> Result<Pages, ConfigError> {
+fn custom_pages(entries: BTreeMap<String, String>) -> Result<Pages, ConfigError> {
     let mut pages = Pages::default();
     for (key, html) in entries {
         let notice = ALL_NOTICES.iter().copied().find(|notice| notice.config_key() == Some(key.as_str()));
@@ -434,33 +433,17 @@ fn custom_pages(entries: std::collections::BTreeMap<String, String>) -> Result<P
     Ok(pages)
 }
 
-fn parse_json(json: &[u8]) -> Result<RawConfig, ConfigError> {
-    if json.iter().all(u8::is_ascii_whitespace) {
-        return Ok(RawConfig::default());
-    }
-    let mut deserializer = serde_json::Deserializer::from_slice(json);
-    let raw: RawConfig = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
-        let path = error.path().to_string();
-        let key = if path == "." { "(top level)".to_string() } else { path };
-        ConfigError::new(&key, format!("{}; expected a JSON object with the documented keys", error.inner()))
-    })?;
-    deserializer
-        .end()
-        .map_err(|error| ConfigError::new("(top level)", format!("{error}; expected a single JSON object")))?;
-    Ok(raw)
-}
-
 /// Takes a credential from the JSON, or else from the environment. The value never
 /// appears in an error message.
 fn credential(
-    value: Option<Value>,
+    value: Option<Json>,
     key: &str,
     env_name: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Secret, ConfigError> {
     let from_json = match value {
-        None | Some(Value::Null) => None,
-        Some(Value::String(text)) => Some(text),
+        None | Some(Json::Null) => None,
+        Some(Json::String(text)) => Some(text),
         Some(_) => {
             return Err(ConfigError::new(key, "the value must be a JSON string"));
         }
@@ -699,10 +682,10 @@ mod tests {
             ("client_secret", ENV_CLIENT_SECRET),
             ("secret_key", ENV_SECRET_KEY),
         ] {
-            let mut value: serde_json::Map<String, Value> =
+            let mut value: serde_json::Map<String, serde_json::Value> =
                 serde_json::from_str(&with_credentials("")).unwrap();
             value.remove(key);
-            let error = parse_err(&Value::Object(value).to_string());
+            let error = parse_err(&serde_json::Value::Object(value).to_string());
             assert_eq!(error.key, key);
             assert!(error.to_string().contains(env_name), "{error}");
         }
@@ -748,6 +731,51 @@ mod tests {
         assert_eq!(parse_err("{\"client_id\":").key, "client_id");
         assert_eq!(parse_err("[]").key, "(top level)");
         assert_eq!(parse_err(&format!("{} {{}}", with_credentials(""))).key, "(top level)");
+        assert_eq!(parse_err(&with_credentials(r#""skip_paths":["/a","#)).key, "skip_paths[1]");
+        assert_eq!(parse_err(&with_credentials(r#""callout_timeout_ms":1e999"#)).key, "callout_timeout_ms");
+        assert_eq!(parse_err("\u{feff}{}").key, "(top level)");
+    }
+
+    #[test]
+    fn repeated_key_is_rejected() {
+        let error = parse_err(&with_credentials(r#""scope":"identity","scope":"global""#));
+        assert_eq!(error.key, "scope");
+        assert!(error.to_string().contains("more than once"), "{error}");
+        assert_eq!(parse_err(&with_credentials(r#""client_secret":"other""#)).key, "client_secret");
+        assert_eq!(parse_err(&with_credentials(r#""allow":{"emails":[],"emails":[]}"#)).key, "allow.emails");
+    }
+
+    #[test]
+    fn wrong_type_names_the_entry() {
+        for (extra, key) in [
+            (r#""scope":5"#, "scope"),
+            (r#""refresh":"yes""#, "refresh"),
+            (r#""callout_timeout_ms":1.5"#, "callout_timeout_ms"),
+            (r#""headers":5"#, "headers"),
+            (r#""skip_paths":["/a",5]"#, "skip_paths[1]"),
+            (r#""allow":{"teams":[1]}"#, "allow.teams[0]"),
+            (r#""allow":{"teams":null}"#, "allow.teams"),
+            (r#""pages":{"forbidden":5}"#, "pages.forbidden"),
+        ] {
+            let error = parse_err(&with_credentials(extra));
+            assert_eq!(error.key, key, "{extra}");
+            assert!(error.message.starts_with("expected "), "{error}");
+        }
+        assert_eq!(parse_err("null").key, "(top level)");
+    }
+
+    #[test]
+    fn null_counts_as_absent() {
+        let config = parse_ok(&with_credentials(r#""scope":null,"pages":null,"allow":null,"skip_paths":null"#));
+        assert_eq!(config.scope, "identity");
+        assert!(config.allow.allows_everyone());
+    }
+
+    #[test]
+    fn unknown_nested_key_lists_known_keys() {
+        let error = parse_err(&with_credentials(r#""headers":{"emial":"x-email"}"#));
+        assert_eq!(error.key, "headers.emial");
+        assert!(error.message.contains("email, id, name, token"), "{error}");
     }
 
     #[test]

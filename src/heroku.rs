@@ -7,10 +7,9 @@
 use std::fmt;
 use std::time::Duration;
 
-use serde::Deserialize;
-
 use crate::allow::split_email;
 use crate::config::Config;
+use crate::json::{self, InvalidMember, Json};
 use crate::secret::Secret;
 
 /// Maximum callout response body read, in bytes. Token and account responses are under
@@ -166,15 +165,6 @@ impl fmt::Display for AnswerError {
     }
 }
 
-#[derive(Deserialize)]
-struct RawTokens {
-    access_token: Option<String>,
-    refresh_token: Option<String>,
-    expires_in: Option<u64>,
-    token_type: Option<String>,
-    user_id: Option<String>,
-}
-
 /// One page of `GET /teams`: the names and ids of the user's teams.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TeamsPage {
@@ -183,59 +173,56 @@ pub struct TeamsPage {
     pub next_range: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct RawTeam {
-    id: Option<String>,
-    name: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct RawAccount {
-    id: Option<String>,
-    email: Option<String>,
-    name: Option<String>,
-}
-
 /// Checks a token endpoint response. Heroku responds 200 (not 201) with JSON. A response
 /// without `expires_in` gets `default_expires_in_s`.
 pub fn parse_tokens(response: &CalloutResponse, default_expires_in_s: u64) -> Result<Tokens, AnswerError> {
-    let raw: RawTokens = json_body(response, &[200])?;
-    let access_token = raw.access_token.ok_or(AnswerError::Invalid("access_token missing"))?;
+    let mut members = json_object(response, &[200])?;
+    let access_token = json::take_string(&mut members, "access_token").map_err(unexpected)?;
+    let refresh_token = json::take_string(&mut members, "refresh_token").map_err(unexpected)?;
+    let expires_in = json::take_unsigned(&mut members, "expires_in").map_err(unexpected)?;
+    let token_type = json::take_string(&mut members, "token_type").map_err(unexpected)?;
+    let user_id = json::take_string(&mut members, "user_id").map_err(unexpected)?;
+
+    let access_token = access_token.ok_or(AnswerError::Invalid("access_token missing"))?;
     check_token(&access_token, "access_token invalid")?;
-    if let Some(refresh) = &raw.refresh_token {
+    if let Some(refresh) = &refresh_token {
         check_token(refresh, "refresh_token invalid")?;
     }
-    if let Some(kind) = &raw.token_type {
+    if let Some(kind) = &token_type {
         if !kind.eq_ignore_ascii_case("bearer") {
             return Err(AnswerError::Invalid("token_type is not Bearer"));
         }
     }
-    let expires_in_s = raw.expires_in.unwrap_or(default_expires_in_s);
+    let expires_in_s = expires_in.unwrap_or(default_expires_in_s);
     if expires_in_s == 0 {
         return Err(AnswerError::Invalid("expires_in is 0"));
     }
-    if let Some(user_id) = &raw.user_id {
+    if let Some(user_id) = &user_id {
         check_user_id(user_id)?;
     }
     Ok(Tokens {
         access_token: Secret::new(access_token),
-        refresh_token: raw.refresh_token.map(Secret::new),
+        refresh_token: refresh_token.map(Secret::new),
         expires_in_s,
-        user_id: raw.user_id,
+        user_id,
     })
 }
 
 /// Checks an `/account` response. The email must be a strict address, since allow rules
 /// and the upstream app both rely on it.
 pub fn parse_account(response: &CalloutResponse) -> Result<Account, AnswerError> {
-    let raw: RawAccount = json_body(response, &[200])?;
-    let id = raw.id.ok_or(AnswerError::Invalid("id missing"))?;
+    let mut members = json_object(response, &[200])?;
+    let id = json::take_string(&mut members, "id").map_err(unexpected)?;
+    let email = json::take_string(&mut members, "email").map_err(unexpected)?;
+    let name = json::take_string(&mut members, "name").map_err(unexpected)?;
+
+    let id = id.ok_or(AnswerError::Invalid("id missing"))?;
     check_user_id(&id)?;
-    let email = raw.email.ok_or(AnswerError::Invalid("email missing"))?;
+    let email = email.ok_or(AnswerError::Invalid("email missing"))?;
     if split_email(&email).is_none() {
         return Err(AnswerError::Invalid("email is not a plain address"));
     }
-    let name = raw.name.filter(|name| !name.is_empty());
+    let name = name.filter(|name| !name.is_empty());
     if name.as_ref().is_some_and(|name| name.chars().count() > MAX_NAME_CHARS) {
         return Err(AnswerError::Invalid("name too long"));
     }
@@ -244,13 +231,16 @@ pub fn parse_account(response: &CalloutResponse) -> Result<Account, AnswerError>
 
 /// Checks a `/teams` response: 200 for a whole list, 206 with `Next-Range` for a part.
 pub fn parse_teams(response: &CalloutResponse) -> Result<TeamsPage, AnswerError> {
-    let raw: Vec<RawTeam> = json_body(response, &[200, 206])?;
-    let names_and_ids = raw
-        .into_iter()
-        .flat_map(|team| [team.name, team.id])
-        .flatten()
-        .filter(|text| !text.is_empty())
-        .collect();
+    let Json::Array(teams) = json_body(response, &[200, 206])? else {
+        return Err(unexpected(InvalidMember));
+    };
+    let mut names_and_ids = Vec::new();
+    for team in teams {
+        let mut members = team.into_object().ok_or(unexpected(InvalidMember))?;
+        let name = json::take_string(&mut members, "name").map_err(unexpected)?;
+        let id = json::take_string(&mut members, "id").map_err(unexpected)?;
+        names_and_ids.extend([name, id].into_iter().flatten().filter(|text| !text.is_empty()));
+    }
     let next_range = match response.status {
         Some(206) => response.next_range.clone().filter(|range| !range.trim().is_empty()),
         _ => None,
@@ -258,7 +248,8 @@ pub fn parse_teams(response: &CalloutResponse) -> Result<TeamsPage, AnswerError>
     Ok(TeamsPage { names_and_ids, next_range })
 }
 
-fn json_body<T: serde::de::DeserializeOwned>(response: &CalloutResponse, expected: &[u16]) -> Result<T, AnswerError> {
+/// Checks the status and content type, then parses the body.
+fn json_body(response: &CalloutResponse, expected: &[u16]) -> Result<Json, AnswerError> {
     let status = response.status.ok_or(AnswerError::NoResponse)?;
     if !expected.contains(&status) {
         return Err(AnswerError::Status(status));
@@ -267,7 +258,18 @@ fn json_body<T: serde::de::DeserializeOwned>(response: &CalloutResponse, expecte
     if !is_json_content_type(content_type) {
         return Err(AnswerError::NotJson(content_type.chars().take(64).collect()));
     }
-    serde_json::from_slice(&response.body).map_err(|_| AnswerError::Invalid("not the expected JSON object"))
+    json::parse(&response.body).map_err(|_| unexpected(InvalidMember))
+}
+
+/// Returns the members of a body that must be a JSON object.
+fn json_object(response: &CalloutResponse, expected: &[u16]) -> Result<Vec<(String, Json)>, AnswerError> {
+    json_body(response, expected)?.into_object().ok_or(unexpected(InvalidMember))
+}
+
+/// Maps a body that does not have the expected shape, or a member of the wrong type or
+/// repeated, to one error, as its details do not help an operator.
+fn unexpected(_: InvalidMember) -> AnswerError {
+    AnswerError::Invalid("not the expected JSON object")
 }
 
 /// Accepts `application/json` and `application/*+json`, with any parameters.
@@ -346,6 +348,8 @@ mod tests {
         let forbidden = json(403, r#"{"id":"forbidden","message":"The scope of this OAuth authorization does not allow access to this resource."}"#);
         assert_eq!(parse_teams(&forbidden), Err(AnswerError::Status(403)));
         assert!(parse_teams(&json(200, "{}")).is_err());
+        assert!(parse_teams(&json(200, "[5]")).is_err());
+        assert!(parse_teams(&json(200, r#"[{"id":"t-1","name":7}]"#)).is_err());
     }
 
     fn header<'a>(callout: &'a Callout, name: &str) -> Option<&'a str> {
@@ -418,6 +422,9 @@ mod tests {
             (json(200, r#"{"access_token":"t","expires_in":-5}"#), AnswerError::Invalid("not the expected JSON object")),
             (json(200, r#"{"access_token":"t","expires_in":0}"#), AnswerError::Invalid("expires_in is 0")),
             (json(200, r#"{"access_token":"t","token_type":"mac"}"#), AnswerError::Invalid("token_type is not Bearer")),
+            (json(200, r#"{"access_token":"t","access_token":"u"}"#), AnswerError::Invalid("not the expected JSON object")),
+            (json(200, r#"{"access_token":"t","user_id":5}"#), AnswerError::Invalid("not the expected JSON object")),
+            (json(200, r#"{"access_token":"t","expires_in":1.5}"#), AnswerError::Invalid("not the expected JSON object")),
         ];
         for (response, expected) in cases {
             assert_eq!(parse_tokens(&response), Err(expected), "{:?}", String::from_utf8_lossy(&response.body));

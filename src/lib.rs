@@ -19,6 +19,7 @@ pub mod filter;
 pub mod gate;
 pub mod headers;
 pub mod heroku;
+pub mod json;
 pub mod pages;
 pub mod paths;
 pub mod refresh;

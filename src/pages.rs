@@ -3,6 +3,8 @@
 //! Pages are small self-contained HTML documents with inline CSS, so they work without
 //! any asset server. They state what happened and what to do, and never show internals.
 
+use crate::json::{self, Field};
+
 /// The message of a local reply, rendered as a page or as JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Notice {
@@ -88,8 +90,8 @@ impl Notice {
 
 /// Renders the JSON error body: `{"id": ..., "message": ...}`, in Heroku's own error shape.
 pub fn json(notice: Notice) -> Vec<u8> {
-    let body = serde_json::json!({ "id": notice.json_id(), "message": notice.message() });
-    body.to_string().into_bytes()
+    let body = [("id", Some(Field::Str(notice.json_id()))), ("message", Some(Field::Str(notice.message())))];
+    json::write_object(&body).into_bytes()
 }
 
 /// Every notice, in the order the documentation lists them.

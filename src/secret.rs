@@ -2,15 +2,12 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
-
 /// A client secret, OAuth token or signing key.
 ///
 /// `Debug` prints a fixed placeholder, so a secret can sit in a struct that derives `Debug`
 /// without leaking. Code that needs the value calls [`Secret::expose`], which keeps every
 /// use easy to find.
-#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Secret(String);
 
 impl Secret {

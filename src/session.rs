@@ -7,9 +7,9 @@ use std::rc::Rc;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
+use crate::json::{self, Field, InvalidMember, Json};
 use crate::seal::{Purpose, Sealer, Unsealed, UnsealError, SEAL_RANDOM_BYTES};
 use crate::secret::Secret;
 
@@ -26,25 +26,24 @@ pub const STATE_RANDOM_BYTES: usize = 24;
 /// 48 random bits, so the cookies of a few parallel logins do not collide.
 const STATE_COOKIE_ID_CHARS: usize = 8;
 
-/// A logged-in user, as sealed in the session cookie. Field names are short because the
-/// whole cookie must stay under 4096 bytes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A logged-in user, as sealed in the session cookie: a JSON object whose keys are the
+/// letters in brackets below. Keys are short because the whole cookie must stay under 4096
+/// bytes. `n` and `r` are left out when absent.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
-    #[serde(rename = "e")]
+    /// The account email (`e`).
     pub email: String,
-    #[serde(rename = "i")]
+    /// The Heroku account id (`i`).
     pub user_id: String,
-    #[serde(rename = "n", default, skip_serializing_if = "Option::is_none")]
+    /// The account name (`n`).
     pub name: Option<String>,
-    #[serde(rename = "a")]
+    /// The Heroku access token (`a`).
     pub access_token: Secret,
-    #[serde(rename = "r", default, skip_serializing_if = "Option::is_none")]
+    /// The Heroku refresh token (`r`).
     pub refresh_token: Option<Secret>,
-    /// When the access token expires, in Unix seconds.
-    #[serde(rename = "x")]
+    /// When the access token expires, in Unix seconds (`x`).
     pub expires_at: u64,
-    /// When the user logged in, in Unix seconds.
-    #[serde(rename = "t")]
+    /// When the user logged in, in Unix seconds (`t`).
     pub issued_at: u64,
 }
 
@@ -74,8 +73,33 @@ impl fmt::Display for SessionError {
 impl Session {
     /// Seals the session for `cookie_name`. Returns `None` if sealing fails.
     pub fn seal(&self, sealer: &Sealer, cookie_name: &str, nonce: &[u8; SEAL_RANDOM_BYTES]) -> Option<String> {
-        let plaintext = serde_json::to_vec(self).ok()?;
-        sealer.seal(Purpose::Session, cookie_name, &plaintext, nonce)
+        sealer.seal(Purpose::Session, cookie_name, self.to_json().as_bytes(), nonce)
+    }
+
+    fn to_json(&self) -> String {
+        json::write_object(&[
+            ("e", Some(Field::Str(&self.email))),
+            ("i", Some(Field::Str(&self.user_id))),
+            ("n", self.name.as_deref().map(Field::Str)),
+            ("a", Some(Field::Str(self.access_token.expose()))),
+            ("r", self.refresh_token.as_ref().map(|token| Field::Str(token.expose()))),
+            ("x", Some(Field::Unsigned(self.expires_at))),
+            ("t", Some(Field::Unsigned(self.issued_at))),
+        ])
+    }
+
+    /// Decodes what [`Session::to_json`] wrote. Unknown keys are ignored.
+    fn from_json(text: &[u8]) -> Result<Session, InvalidMember> {
+        let mut members = json::parse(text).ok().and_then(Json::into_object).ok_or(InvalidMember)?;
+        let mut required_string = |key| json::take_string(&mut members, key)?.ok_or(InvalidMember);
+        let email = required_string("e")?;
+        let user_id = required_string("i")?;
+        let access_token = Secret::new(required_string("a")?);
+        let name = json::take_string(&mut members, "n")?;
+        let refresh_token = json::take_string(&mut members, "r")?.map(Secret::new);
+        let expires_at = json::take_unsigned(&mut members, "x")?.ok_or(InvalidMember)?;
+        let issued_at = json::take_unsigned(&mut members, "t")?.ok_or(InvalidMember)?;
+        Ok(Session { email, user_id, name, access_token, refresh_token, expires_at, issued_at })
     }
 
     /// Opens a session cookie value and checks that the session is younger than
@@ -99,7 +123,7 @@ impl Session {
         let Unsealed { plaintext, by_previous_key } = sealer
             .unseal(Purpose::Session, cookie_name, value)
             .map_err(SessionError::Unsealed)?;
-        let session: Session = serde_json::from_slice(&plaintext).map_err(|_| SessionError::BadContents)?;
+        let session = Session::from_json(&plaintext).map_err(|_| SessionError::BadContents)?;
         if session.email.is_empty() || session.user_id.is_empty() {
             return Err(SessionError::BadContents);
         }
@@ -280,16 +304,16 @@ fn equal_in_constant_time(left: &[u8], right: &[u8]) -> bool {
 }
 
 /// A login in progress, sealed in a short-lived cookie of its own so that several tabs can
-/// log in at once without overwriting each other.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// log in at once without overwriting each other. It is sealed as a JSON object whose keys
+/// are the letters in brackets below.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoginState {
-    /// The OAuth `state` value sent to Heroku; the callback must bring back the same value.
-    #[serde(rename = "s")]
+    /// The OAuth `state` value sent to Heroku; the callback must bring back the same value
+    /// (`s`).
     pub state: Secret,
-    /// The same-origin path, with its query, to send the browser to after login.
-    #[serde(rename = "r")]
+    /// The same-origin path, with its query, to send the browser to after login (`r`).
     pub return_to: String,
-    #[serde(rename = "t")]
+    /// When the login started, in Unix seconds (`t`).
     pub issued_at: u64,
 }
 
@@ -330,8 +354,20 @@ impl LoginState {
     }
 
     pub fn seal(&self, sealer: &Sealer, cookie_name: &str, nonce: &[u8; SEAL_RANDOM_BYTES]) -> Option<String> {
-        let plaintext = serde_json::to_vec(self).ok()?;
-        sealer.seal(Purpose::LoginState, cookie_name, &plaintext, nonce)
+        let plaintext = json::write_object(&[
+            ("s", Some(Field::Str(self.state.expose()))),
+            ("r", Some(Field::Str(&self.return_to))),
+            ("t", Some(Field::Unsigned(self.issued_at))),
+        ]);
+        sealer.seal(Purpose::LoginState, cookie_name, plaintext.as_bytes(), nonce)
+    }
+
+    fn from_json(text: &[u8]) -> Result<LoginState, InvalidMember> {
+        let mut members = json::parse(text).ok().and_then(Json::into_object).ok_or(InvalidMember)?;
+        let state = json::take_string(&mut members, "s")?.ok_or(InvalidMember)?;
+        let return_to = json::take_string(&mut members, "r")?.ok_or(InvalidMember)?;
+        let issued_at = json::take_unsigned(&mut members, "t")?.ok_or(InvalidMember)?;
+        Ok(LoginState { state: Secret::new(state), return_to, issued_at })
     }
 
     /// Opens a login state cookie and checks it against the callback's `state` at `now`.
@@ -345,7 +381,7 @@ impl LoginState {
         let Unsealed { plaintext, .. } = sealer
             .unseal(Purpose::LoginState, cookie_name, value)
             .map_err(StateError::Unsealed)?;
-        let login: LoginState = serde_json::from_slice(&plaintext).map_err(|_| StateError::BadContents)?;
+        let login = LoginState::from_json(&plaintext).map_err(|_| StateError::BadContents)?;
         let fresh = login.issued_at <= now.saturating_add(CLOCK_SKEW_S)
             && now < login.issued_at.saturating_add(LOGIN_STATE_TTL_S);
         if !fresh {
@@ -452,7 +488,40 @@ mod tests {
     }
 
     #[test]
+    fn session_json_is_unchanged() {
+        let expected = r#"{"e":"ada@example.com","i":"01234567-89ab-cdef-0123-456789abcdef","n":"Ada Lovelace","a":"HRKU-access","r":"HRKU-refresh","x":1800000100,"t":1800000000}"#;
+        assert_eq!(session().to_json(), expected);
+        let mut without_options = session();
+        without_options.name = None;
+        without_options.refresh_token = None;
+        assert_eq!(
+            without_options.to_json(),
+            r#"{"e":"ada@example.com","i":"01234567-89ab-cdef-0123-456789abcdef","a":"HRKU-access","x":1800000100,"t":1800000000}"#
+        );
+    }
+
+    #[test]
+    fn session_opens_with_nulls_and_unknown_keys() {
+        let plaintext = br#"{"e":"ada@example.com","i":"u-1","n":null,"a":"tok","r":null,"x":1,"t":1800000000,"z":[{}]}"#;
+        let sealed = sealer().seal(Purpose::Session, "sess", plaintext, &NONCE).unwrap();
+        let opened = open(&sealed, NOW).unwrap().session;
+        assert_eq!(opened.name, None);
+        assert_eq!(opened.refresh_token, None);
+        assert_eq!(opened.expires_at, 1);
+    }
+
+    #[test]
     fn sealed_json_of_other_shape_is_rejected() {
+        for plaintext in [
+            &br#"{"e":"ada@example.com","i":"u-1","a":"tok","x":-1,"t":1800000000}"#[..],
+            br#"{"e":"ada@example.com","i":"u-1","a":null,"x":1,"t":1800000000}"#,
+            br#"{"e":"ada@example.com","e":"eve@example.com","i":"u-1","a":"tok","x":1,"t":1800000000}"#,
+            br#"["ada@example.com","u-1"]"#,
+            b"not json",
+        ] {
+            let sealed = sealer().seal(Purpose::Session, "sess", plaintext, &NONCE).unwrap();
+            assert_eq!(open(&sealed, NOW), Err(SessionError::BadContents), "{}", String::from_utf8_lossy(plaintext));
+        }
         let sealed = sealer().seal(Purpose::Session, "sess", br#"{"e":"a@b.c"}"#, &NONCE).unwrap();
         assert_eq!(open(&sealed, NOW), Err(SessionError::BadContents));
     }
