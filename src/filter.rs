@@ -562,7 +562,7 @@ mod request_header_map {
             }
             let sizes = self.index.checked_mul(8)?.checked_add(4)?;
             let name_size = read_u32(self.serialized, sizes)?;
-            let value_size = read_u32(self.serialized, sizes + 4)?;
+            let value_size = read_u32(self.serialized, sizes.checked_add(4)?)?;
             let name = take(self.serialized, &mut self.data, name_size)?;
             let value = take(self.serialized, &mut self.data, value_size)?;
             self.index += 1;
