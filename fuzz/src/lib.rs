@@ -253,7 +253,7 @@ pub fn check_outcome(request: &[(String, Vec<u8>)], outcome: &Outcome) {
                 assert!(carries(&fixture.session), "identity set without the valid session");
                 assert_eq!(forward.set[0], ("x-heroku-user-email".into(), EMAIL.into()));
             }
-            for (_, value) in &forward.set {
+            for (_, value) in forward.set.iter() {
                 assert!(value.bytes().all(|byte| byte == b' ' || byte.is_ascii_graphic()), "identity value {value:?}");
             }
             if let Some(Some(cookie)) = &forward.cookie {
