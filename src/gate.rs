@@ -295,10 +295,10 @@ impl Gate {
     }
 
     /// Returns the identity headers and the upstream `cookie` header for a request whose one
-    /// `cookie` header carried a valid session before, in the common case where nothing else
-    /// needs deciding: not one of the filter's paths, no skip path, no client-sent identity
-    /// header, and no refresh or re-sealing due. Returns `None` for everything else, which
-    /// [`Gate::on_request`] decides in full.
+    /// `cookie` header carried a valid session before. That covers the common case, where
+    /// nothing else needs deciding: not one of the filter's paths, no skip path, no
+    /// client-sent identity header, and no refresh or re-sealing due. Returns `None` for
+    /// everything else, which [`Gate::on_request`] decides in full.
     ///
     /// The glue calls this first, with a summary gathered in one pass over the headers, so
     /// that the code every authenticated request runs stays small.
