@@ -314,10 +314,7 @@ impl Gate {
         }
         let found = self.cached_cookie_header(summary.cookie?, now)?;
         let OpenedSession { session, by_previous_key } = &found.cookie.opened;
-        let refresh_due = self.config.refresh
-            && session.refresh_token.is_some()
-            && now.saturating_add(self.config.refresh_margin_s) >= session.expires_at;
-        if *by_previous_key || refresh_due || session.token_expired(now) {
+        if *by_previous_key || self.refresh_due(session, now) || session.token_expired(now) {
             return None;
         }
         Some((Rc::clone(&found.cookie.identity), found.upstream?))
@@ -400,10 +397,7 @@ impl Gate {
         let FoundSession { cookie, sealed, upstream } = found;
         let upstream = upstream.unwrap_or_else(|| self.upstream_cookie(request));
         let OpenedSession { session, by_previous_key } = &cookie.opened;
-        let can_refresh = self.config.refresh && session.refresh_token.is_some();
-        let refresh_due = now.saturating_add(self.config.refresh_margin_s) >= session.expires_at;
-
-        if !(can_refresh && refresh_due) {
+        if !self.refresh_due(session, now) {
             if session.token_expired(now) {
                 return Err("access token expired and there is no refresh token to renew it".to_string());
             }
@@ -448,6 +442,14 @@ impl Gate {
             let path_text = String::from_utf8_lossy(path);
             self.config.skip_paths.iter().any(|pattern| pattern.matches(&path_text))
         }
+    }
+
+    /// Returns true when `session` can be refreshed and its access token expires within
+    /// `refresh_margin_s` of `now`.
+    fn refresh_due(&self, session: &Session, now: u64) -> bool {
+        self.config.refresh
+            && session.refresh_token.is_some()
+            && now.saturating_add(self.config.refresh_margin_s) >= session.expires_at
     }
 
     /// Matches a route path exactly, with or without its trailing slash, so a callback URL

@@ -51,7 +51,7 @@ pub(crate) fn path_of(path_and_query: &[u8]) -> &[u8] {
 
 /// The parts of a request that [`Gate::pass_known_session`](crate::gate::Gate::pass_known_session)
 /// reads, gathered in one pass over its header fields by [`Gate::note_field`](crate::gate::Gate::note_field).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Clone, Copy, Default)]
 pub struct RequestSummary<'a> {
     /// The `:path` pseudo-header, with its query.
     pub path_and_query: &'a [u8],
@@ -63,9 +63,27 @@ pub struct RequestSummary<'a> {
     pub identity_sent: bool,
 }
 
+impl std::fmt::Debug for RequestSummary<'_> {
+    /// Shows the cookie header's length only: it carries the sealed session, a credential.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestSummary")
+            .field("path_and_query", &String::from_utf8_lossy(self.path_and_query))
+            .field("cookie_bytes", &self.cookie.map(<[u8]>::len))
+            .field("cookie_headers", &self.cookie_headers)
+            .field("identity_sent", &self.identity_sent)
+            .finish()
+    }
+}
+
 /// Header fields borrowed as one slice of (name, value) pairs.
-#[derive(Debug)]
 pub struct FieldSlice<'a>(pub &'a [(&'a [u8], &'a [u8])]);
+
+impl std::fmt::Debug for FieldSlice<'_> {
+    /// Shows header names only: values include session cookies and bearer tokens.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.iter().map(|(name, _)| String::from_utf8_lossy(name))).finish()
+    }
+}
 
 impl HeaderFields for FieldSlice<'_> {
     fn count(&self) -> usize {
