@@ -64,7 +64,7 @@ help:
 	@echo "make fuzz   every fuzz target for FUZZ_SECONDS (default 60) each"
 	@echo "make soak   a million mixed requests through Envoy, then checks its wasm stats"
 	@echo "make bench  throughput against no filter, a trivial wasm filter and Envoy's oauth2"
-	@echo "            (several minutes; BENCH_ARGS=\"--rounds 3\" passes options; see docs/benchmarks.md)"
+	@echo "            (about two minutes; BENCH_ARGS=\"--rounds 3\" passes options; see docs/benchmarks.md)"
 
 wasm-target:
 	@rustup target list --installed | grep -qx '$(WASM_TARGET)' || rustup target add $(WASM_TARGET)

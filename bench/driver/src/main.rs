@@ -48,7 +48,7 @@ struct Options {
 
 impl Options {
     fn parse() -> Result<Options, String> {
-        let mut options = Options { rounds: 8, passes: 2, requests: 20_000, logins: 40, compare: None, only: None, serve: None };
+        let mut options = Options { rounds: 16, passes: 1, requests: 20_000, logins: 40, compare: None, only: None, serve: None };
         let mut args = std::env::args().skip(1);
         while let Some(flag) = args.next() {
             match flag.as_str() {
@@ -70,7 +70,7 @@ impl Options {
                     options.serve = Some((filter, number(&mut args, "--serve")?.min(3600)));
                 }
                 "--help" | "-h" => {
-                    println!("bouncer-bench [--rounds N (8)] [--passes N per round (2)] [--requests N per load (20000)] [--logins N (40; 0 skips)]");
+                    println!("bouncer-bench [--rounds N (16)] [--passes N per round (1)] [--requests N per load (20000)] [--logins N (40; 0 skips)]");
                     println!("              [--compare OTHER.wasm]   (another build as a fifth configuration)");
                     println!("              [--configs bouncer,compare]   (only these configurations; the report skips missing ratios)");
                     println!("bouncer-bench --serve none|floor|floor-writes|bouncer|oauth2 SECONDS   (one configuration, for profiling)");
