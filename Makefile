@@ -21,7 +21,8 @@ BOUNCER_EXPORTS := $(WASM_BASE_EXPORTS) proxy_on_tick proxy_on_response_headers 
 FLOOR_EXPORTS := $(WASM_BASE_EXPORTS)
 
 # Trims the module $(1) to the exports $(2) with binaryen's wasm-metadce, then shrinks it with
-# wasm-opt (see "Module size" in docs/benchmarks.md). cargo puts its own module back on every
+# wasm-opt (see "Module size" in docs/benchmarks.md). wasm-metadce ignores a listed name that
+# the module lacks, so the step checks that every one is still exported. cargo puts its own module back on every
 # build, even when it relinks nothing, so this runs each time (about 2 seconds); a checksum
 # of the finished module keeps it from running on its own output.
 define finish
@@ -31,6 +32,11 @@ define finish
 	  printf '%s\n' $(2) | awk 'BEGIN { printf "[" } { printf "%s{\"name\": \"%s\", \"export\": \"%s\", \"root\": true}", (NR > 1 ? ", " : ""), $$1, $$1 } END { print "]" }' > $(1).exports.json; \
 	  wasm-metadce $(WASM_FEATURES) $(1) --graph-file $(1).exports.json -o $(1).tmp > /dev/null; \
 	  wasm-opt -O3 $(WASM_FEATURES) $(1).tmp -o $(1).tmp; \
+	  exports=$$(wasm-dis $(WASM_FEATURES) $(1).tmp | grep -o '(export "[^"]*"'); \
+	  for name in $(2); do \
+	    grep -qxF "(export \"$$name\"" <<< "$$exports" || \
+	      { echo "error: $(1) has no export $$name; check the export lists in the Makefile" >&2; exit 1; }; \
+	  done; \
 	  mv $(1).tmp $(1); \
 	  sha256sum $(1) > $(1).finished.sha256; \
 	fi
@@ -129,7 +135,7 @@ soak: build envoy
 	@command -v h2load >/dev/null || { apt-get update -qq && apt-get install -y -qq nghttp2-client; }
 	cargo test -p heroku-bouncer --test soak -- --ignored --nocapture
 
-# Not part of `make test` or CI: it loads Envoy on both cores for several minutes. h2load
+# Not part of `make test` or CI: it loads Envoy on both cores for about two minutes. h2load
 # comes from Debian's nghttp2-client.
 BENCH_ARGS ?=
 bench: build envoy

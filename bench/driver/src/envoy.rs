@@ -45,7 +45,7 @@ impl Filter {
         match self {
             Filter::None => "no filter",
             Filter::Floor => "floor (trivial wasm)",
-            Filter::FloorWrites => "floor, bouncer's 4 writes",
+            Filter::FloorWrites => "floor with 4 writes",
             Filter::Bouncer => "heroku-bouncer",
             Filter::Oauth2 => "envoy oauth2",
             Filter::Compare => "heroku-bouncer (compare)",

@@ -1,10 +1,10 @@
 //! `make bench`: measures what heroku-bouncer costs Envoy per authenticated request.
 //!
 //! Envoy 1.40 runs with one worker and a `direct_response` route, so the upstream costs
-//! nothing, in four configurations: no filter, a trivial proxy-wasm filter (the floor),
-//! heroku-bouncer with a valid session, and Envoy's native oauth2 filter with a valid session.
-//! Each round starts every configuration in turn and keeps them running. Then several passes
-//! load each one with h2load over HTTP/1.1 and HTTP/2, in an order that rotates from pass to
+//! nothing, in five configurations: no filter, a trivial proxy-wasm filter (the floor), the
+//! floor making heroku-bouncer's four header writes, heroku-bouncer with a valid session, and
+//! Envoy's native oauth2 filter with a valid session. Each round starts every configuration in
+//! turn and keeps them running. Then one or more passes load each one with h2load over HTTP/1.1 and HTTP/2, in an order that rotates from pass to
 //! pass. Short loads that alternate between the configurations share whatever else the machine
 //! is doing at the time. The report gives medians over passes and the throughput ratios of
 //! heroku-bouncer over the floor and over oauth2 within each pass.
@@ -122,7 +122,7 @@ impl Pinning {
     }
 }
 
-/// Requests per second by configuration and protocol, one value per round.
+/// Requests per second by configuration and protocol, one value per pass.
 type Throughput = BTreeMap<(usize, usize), Vec<f64>>;
 
 fn main() -> ExitCode {
@@ -316,9 +316,9 @@ fn report(
     passes: usize,
 ) {
     println!("\nMedians over {passes} passes (us/req = 1e6 / req/s: the worker's time per request; start: median over rounds):\n");
-    println!("{:<22} {:>12} {:>9} {:>12} {:>9} {:>10}", "configuration", "HTTP/1.1 rps", "us/req", "HTTP/2 rps", "us/req", "start ms");
+    println!("{:<26} {:>12} {:>9} {:>12} {:>9} {:>10}", "configuration", "HTTP/1.1 rps", "us/req", "HTTP/2 rps", "us/req", "start ms");
     for (filter_index, filter) in filters.iter().enumerate() {
-        let mut line = format!("{:<22}", filter.name());
+        let mut line = format!("{:<26}", filter.name());
         for protocol_index in 0..Protocol::ALL.len() {
             let rps = median(&throughput[&(filter_index, protocol_index)]);
             line += &format!(" {:>12.0} {:>9.2}", rps, 1e6 / rps);
@@ -335,11 +335,11 @@ fn report(
     // Only the first two lines have a target. The last two show how much of the gap to the
     // floor the four header writes alone take, which no filter making them can avoid.
     let comparisons = [
-        ("heroku-bouncer / floor          ", Filter::Bouncer, Filter::Floor, true),
-        ("heroku-bouncer / oauth2         ", Filter::Bouncer, Filter::Oauth2, true),
-        ("heroku-bouncer / compare        ", Filter::Bouncer, Filter::Compare, false),
-        ("floor with 4 writes / floor     ", Filter::FloorWrites, Filter::Floor, false),
-        ("heroku-bouncer / floor, 4 writes", Filter::Bouncer, Filter::FloorWrites, false),
+        ("heroku-bouncer / floor              ", Filter::Bouncer, Filter::Floor, true),
+        ("heroku-bouncer / oauth2             ", Filter::Bouncer, Filter::Oauth2, true),
+        ("heroku-bouncer / compare            ", Filter::Bouncer, Filter::Compare, false),
+        ("floor with 4 writes / floor         ", Filter::FloorWrites, Filter::Floor, false),
+        ("heroku-bouncer / floor with 4 writes", Filter::Bouncer, Filter::FloorWrites, false),
     ];
     for (label, measured, over, has_target) in comparisons {
         let mut line = format!("  {label}");

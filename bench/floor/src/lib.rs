@@ -1,8 +1,9 @@
 //! A trivial proxy-wasm HTTP filter: it reads the `cookie` request header and sets one request
 //! header. `make bench` runs it as the floor, the least any proxy-wasm filter costs per request
-//! on Envoy's V8 runtime. Envoy calls into the VM three times per request: to create the
-//! context, with the request headers, and to delete the context. The Makefile removes the
-//! SDK's other callback exports, as it does for heroku-bouncer.
+//! on Envoy's V8 runtime. Envoy calls into the VM four times per request: to create the
+//! context, with the request headers, to allocate the copy of the `cookie` value, and to
+//! delete the context. The Makefile removes the SDK's other callback exports, as it does for
+//! heroku-bouncer.
 //!
 //! With the plugin configuration `"four-writes"`, it makes the same four request header writes
 //! as heroku-bouncer on the authenticated path instead: three identity headers and a new
