@@ -63,10 +63,9 @@ pub struct Forward {
 impl fmt::Debug for Forward {
     /// Shows header names only: the values include the token when `expose_token` is on.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let set: Vec<&str> = self.set.iter().map(|(name, _)| &**name).collect();
         f.debug_struct("Forward")
             .field("remove", &self.remove)
-            .field("set", &set)
+            .field("set", &identity_names(&self.set))
             .field("cookie_changed", &self.cookie.is_some())
             .field("response_cookies", &self.response_cookies.len())
             .finish()
@@ -164,6 +163,12 @@ impl Outcome {
 /// Identity headers as (name, value) pairs.
 pub type Identity = Rc<[(Rc<str>, Rc<str>)]>;
 
+/// Returns the header names of `identity`. Debug output shows only these, because with
+/// `expose_token` one value is the access token.
+fn identity_names(identity: &Identity) -> Vec<&str> {
+    identity.iter().map(|(name, _)| &**name).collect()
+}
+
 /// A change to the `cookie` header sent upstream: `None` leaves it alone, `Some(None)`
 /// removes it, and `Some(Some(value))` replaces it.
 pub type UpstreamCookie = Option<Option<Rc<[u8]>>>;
@@ -200,10 +205,9 @@ struct FoundSession<'r> {
 impl fmt::Debug for OpenedCookie {
     /// Shows identity header names only: with `expose_token` a value is the access token.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names: Vec<&str> = self.identity.iter().map(|(name, _)| &**name).collect();
         f.debug_struct("OpenedCookie")
             .field("opened", &self.opened)
-            .field("identity", &names)
+            .field("identity", &identity_names(&self.identity))
             .finish()
     }
 }
